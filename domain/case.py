@@ -1,0 +1,563 @@
+"""The support case aggregate: its state and every rule that changes it.
+
+``Case`` is one serialisable pydantic model, so the workflow can return it from
+queries and updates and carry it whole across continue-as-new. Every method
+that changes it takes the current time as an argument and never reads a clock.
+"""
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+from domain.deadlines import CasePolicy, DeadlineKind, StatusDeadlineRule, add_period
+from domain.errors import CaseRuleError
+from domain.statuses import (
+    SYSTEM_ROLE,
+    InstallationType,
+    Priority,
+    Role,
+    Status,
+)
+from domain.transitions import check_transition
+
+
+def _isoformat(value: datetime) -> str:
+    return value.isoformat()
+
+
+# A timezone-aware instant, written as ISO 8601 with an explicit offset.
+Instant = Annotated[AwareDatetime, PlainSerializer(_isoformat, when_used="json")]
+
+MAX_SUBJECT_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 20_000
+MAX_COMMENT_LENGTH = 10_000
+MAX_NOTE_LENGTH = 2_000
+# The whole case travels in one payload across continue-as-new, and Temporal
+# rejects payloads over 2 MB by default, so comments and history are bounded.
+MAX_COMMENT_CHARACTERS_PER_CASE = 1_000_000
+MAX_HISTORY_ENTRIES = 1_000
+CASE_NUMBER_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _reject_control_characters(value: str, field: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError(
+            f"{field} contains a line break or control character; send it on one line "
+            "of printable text"
+        )
+    return value
+
+
+class Institution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    time_zone: str | None = Field(
+        default=None, description="IANA time zone name; UTC when absent"
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as "
+                "'Europe/Berlin' or 'America/New_York', or leave it out for UTC"
+            ) from None
+        return value
+
+    @field_validator("id", "name")
+    @classmethod
+    def _single_line(cls, value: str) -> str:
+        return _reject_control_characters(value, "institution field")
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+
+    @field_validator("name")
+    @classmethod
+    def _single_line(cls, value: str) -> str:
+        return _reject_control_characters(value, "contact name")
+
+
+class Actor(BaseModel):
+    """Who acts on a case. Only callers' roles are accepted; timers act as the system."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    name: str = Field(default="", max_length=200)
+
+
+class CaseInput(BaseModel):
+    """What a support system sends to open, import or clone a case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_number: str
+    subject: str = Field(min_length=1, max_length=MAX_SUBJECT_LENGTH)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION_LENGTH)
+    priority: Priority = Priority.NORMAL
+    institution: Institution
+    contact: Contact
+    product: str = Field(default="", max_length=200)
+    installation_type: InstallationType | None = None
+    affects_multiple_institutions: bool = False
+    status: Status | None = Field(
+        default=None, description="for an import: the status the case is in"
+    )
+    status_since: Instant | None = Field(
+        default=None, description="for an import: when the case entered that status"
+    )
+    cloned_from: str | None = None
+    policy: CasePolicy = Field(default_factory=CasePolicy)
+
+    @field_validator("case_number", "cloned_from")
+    @classmethod
+    def _valid_case_number(cls, value: str | None) -> str | None:
+        if value is not None and not CASE_NUMBER_PATTERN.match(value):
+            raise ValueError(
+                f"invalid case number {value!r}: use 1 to 32 letters, digits or '-'"
+            )
+        return value
+
+    @field_validator("subject")
+    @classmethod
+    def _single_line_subject(cls, value: str) -> str:
+        return _reject_control_characters(value, "subject")
+
+    @model_validator(mode="after")
+    def _import_fields_together(self) -> "CaseInput":
+        if self.status_since is not None and self.status is None:
+            raise ValueError(
+                "status_since is set but status is missing; send both or neither"
+            )
+        if self.cloned_from is not None and self.cloned_from == self.case_number:
+            raise ValueError(f"case {self.case_number!r} cannot be a clone of itself")
+        return self
+
+
+class HistoryEntry(BaseModel):
+    """One event in the case's own history, including rejected signals."""
+
+    at: Instant
+    event: Literal[
+        "opened",
+        "imported",
+        "status_changed",
+        "priority_changed",
+        "reminder_sent",
+        "email_failed",
+        "signal_rejected",
+    ]
+    from_status: Status | None
+    to_status: Status | None
+    actor_role: str
+    actor_name: str = ""
+    note: str = ""
+    rejected: bool = False
+
+
+class Comment(BaseModel):
+    at: Instant
+    actor_role: Role
+    actor_name: str = ""
+    body: str
+    internal: bool = False
+
+
+class Deadline(BaseModel):
+    """A pending timed action, armed when the case entered ``status``."""
+
+    kind: DeadlineKind
+    due_at: Instant
+    status: Status
+    rule: str
+    description: str
+    status_entry: int
+
+
+class Closure(BaseModel):
+    at: Instant
+    actor_role: str
+    actor_name: str = ""
+    rule: str | None = Field(
+        default=None, description="the timer rule that closed the case"
+    )
+    reason: str
+
+
+class Case(BaseModel):
+    """A support case's full state."""
+
+    case_number: str
+    subject: str
+    description: str
+    priority: Priority
+    institution: Institution
+    contact: Contact
+    product: str
+    installation_type: InstallationType | None
+    affects_multiple_institutions: bool
+    cloned_from: str | None
+    policy: CasePolicy
+    opened_at: Instant
+    status: Status
+    status_since: Instant
+    # Counts entries into a status, starting at 1 when the case opens. It
+    # identifies one stay in a status, for deadlines and Message-IDs.
+    status_entry: int = 1
+    history: list[HistoryEntry] = Field(default_factory=list)
+    history_entries_dropped: int = 0
+    comments: list[Comment] = Field(default_factory=list)
+    deadlines: list[Deadline] = Field(default_factory=list)
+    reminders_sent: int = 0
+    closure: Closure | None = None
+    last_action: str = ""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def closed_reason(self) -> str | None:
+        return self.closure.reason if self.closure else None
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status is Status.CLOSED
+
+    # ---- opening
+
+    @classmethod
+    def open(cls, request: CaseInput, now: datetime) -> "Case":
+        """Open a new case, or import one in the status it already has."""
+        imported = request.status is not None
+        status = request.status or Status.NEW
+        since = request.status_since or now
+        if since > now:
+            raise CaseRuleError(
+                "status_since_in_future",
+                f"status_since {since.isoformat()} is later than now ({now.isoformat()}); "
+                "send the time the case entered its status",
+            )
+        if status is Status.PENDING_WORK_PLAN:
+            _check_work_plan_allowed(
+                request.priority, request.affects_multiple_institutions
+            )
+        case = cls(
+            case_number=request.case_number,
+            subject=request.subject,
+            description=request.description,
+            priority=request.priority,
+            institution=request.institution,
+            contact=request.contact,
+            product=request.product,
+            installation_type=request.installation_type,
+            affects_multiple_institutions=request.affects_multiple_institutions,
+            cloned_from=request.cloned_from,
+            policy=request.policy,
+            opened_at=now,
+            status=status,
+            status_since=since,
+        )
+        note = f"cloned from case {request.cloned_from}" if request.cloned_from else ""
+        case._append_history(
+            HistoryEntry(
+                at=now,
+                event="imported" if imported else "opened",
+                from_status=None,
+                to_status=status,
+                actor_role=Role.SUPPORT.value,
+                note=note,
+            )
+        )
+        if status is Status.CLOSED:
+            case.closure = Closure(
+                at=since, actor_role=SYSTEM_ROLE, reason="imported in status Closed"
+            )
+        case._arm_deadlines()
+        case.last_action = f"{'imported' if imported else 'opened'} by support"
+        return case
+
+    # ---- status changes
+
+    def check_change_status(self, actor: Actor, target: Status) -> None:
+        check_transition(actor.role, self.status, target)
+
+    def change_status(
+        self, actor: Actor, target: Status, note: str, now: datetime
+    ) -> None:
+        self.check_change_status(actor, target)
+        self._enter_status(target, now, actor.role.value, actor.name, note)
+        if target is Status.CLOSED:
+            reason = f"closed by {actor.role.value}" + (f": {note}" if note else "")
+            self.closure = Closure(
+                at=now,
+                actor_role=actor.role.value,
+                actor_name=actor.name,
+                reason=reason,
+            )
+
+    # ---- comments
+
+    def check_add_comment(self, actor: Actor, body: str, internal: bool) -> None:
+        if self.is_closed:
+            raise CaseRuleError(
+                "case_closed",
+                f"case {self.case_number} is Closed and takes no more comments; "
+                f"clone it (casedesk clone {self.case_number} NEW_NUMBER) to report "
+                "further work",
+            )
+        if not body.strip():
+            raise CaseRuleError(
+                "comment_empty", "the comment body is empty; send some text"
+            )
+        if len(body) > MAX_COMMENT_LENGTH:
+            raise CaseRuleError(
+                "comment_too_long",
+                f"the comment has {len(body)} characters and the limit is "
+                f"{MAX_COMMENT_LENGTH}; split it or attach the text as a file",
+            )
+        used = sum(len(comment.body) for comment in self.comments)
+        if used + len(body) > MAX_COMMENT_CHARACTERS_PER_CASE:
+            raise CaseRuleError(
+                "case_comment_storage_full",
+                f"case {self.case_number} holds {used} characters of comments and the "
+                f"limit is {MAX_COMMENT_CHARACTERS_PER_CASE}; clone the case to go on",
+            )
+        if internal and actor.role is Role.CUSTOMER:
+            raise CaseRuleError(
+                "internal_comment_by_customer",
+                "role 'customer' may not post an internal comment; set internal to false",
+            )
+
+    def add_comment(
+        self, actor: Actor, body: str, internal: bool, now: datetime
+    ) -> None:
+        """Store a comment. A customer's comment moves the case to where support sees it."""
+        self.check_add_comment(actor, body, internal)
+        self.comments.append(
+            Comment(
+                at=now,
+                actor_role=actor.role,
+                actor_name=actor.name,
+                body=body,
+                internal=internal,
+            )
+        )
+        self.last_action = f"comment by {actor.role.value}"
+        if actor.role is not Role.CUSTOMER:
+            return
+        target = CUSTOMER_COMMENT_MOVES.get(self.status)
+        if target is not None:
+            self._enter_status(
+                target, now, actor.role.value, actor.name, "customer commented"
+            )
+
+    # ---- other edits: none of them moves a deadline
+
+    def check_change_priority(self, actor: Actor, priority: Priority) -> None:
+        if self.is_closed:
+            raise CaseRuleError(
+                "case_closed",
+                f"case {self.case_number} is Closed; clone it to change its priority",
+            )
+        if actor.role is not Role.SUPPORT:
+            raise CaseRuleError(
+                "priority_change_not_allowed",
+                f"role {actor.role.value!r} may not change the priority; only 'support' may",
+            )
+        if priority is self.priority:
+            raise CaseRuleError(
+                "priority_unchanged", f"the priority is already {priority.value!r}"
+            )
+        if self.status is Status.PENDING_WORK_PLAN:
+            _check_work_plan_allowed(priority, self.affects_multiple_institutions)
+
+    def change_priority(
+        self, actor: Actor, priority: Priority, note: str, now: datetime
+    ) -> None:
+        self.check_change_priority(actor, priority)
+        previous = self.priority
+        self.priority = priority
+        text = f"priority {previous.value} -> {priority.value}" + (
+            f": {note}" if note else ""
+        )
+        self._append_history(
+            HistoryEntry(
+                at=now,
+                event="priority_changed",
+                from_status=self.status,
+                to_status=self.status,
+                actor_role=actor.role.value,
+                actor_name=actor.name,
+                note=text,
+            )
+        )
+        self.last_action = f"priority changed by {actor.role.value}"
+
+    # ---- deadlines
+
+    def next_deadline(self) -> Deadline | None:
+        return min(self.deadlines, key=lambda d: d.due_at, default=None)
+
+    def due_deadlines(self, now: datetime) -> list[Deadline]:
+        """Return the deadlines due at ``now``, earliest first.
+
+        When a closure is due, reminders due with it are left out: a customer
+        should not be reminded about a case that closes at the same moment.
+        """
+        due = sorted(
+            (d for d in self.deadlines if d.due_at <= now), key=lambda d: d.due_at
+        )
+        closures = [d for d in due if d.kind is DeadlineKind.CLOSURE]
+        return closures[:1] if closures else due
+
+    def record_reminder_sent(self, deadline: Deadline, now: datetime) -> None:
+        self.reminders_sent += 1
+        self._append_history(
+            HistoryEntry(
+                at=now,
+                event="reminder_sent",
+                from_status=self.status,
+                to_status=self.status,
+                actor_role=SYSTEM_ROLE,
+                note=deadline.description,
+            )
+        )
+        self.last_action = "reminder email sent"
+
+    def take_deadline(self, deadline: Deadline) -> None:
+        """Remove ``deadline`` from the pending ones once its action has started."""
+        self.deadlines = [d for d in self.deadlines if d != deadline]
+
+    def close_by_timer(self, deadline: Deadline, now: datetime) -> None:
+        reason = f"closed automatically: {deadline.description}"
+        self._enter_status(Status.CLOSED, now, SYSTEM_ROLE, "", reason)
+        self.closure = Closure(
+            at=now, actor_role=SYSTEM_ROLE, rule=deadline.rule, reason=reason
+        )
+
+    # ---- failures and rejected input
+
+    def record_email_failure(self, kind: str, error: str, now: datetime) -> None:
+        self._append_history(
+            HistoryEntry(
+                at=now,
+                event="email_failed",
+                from_status=self.status,
+                to_status=self.status,
+                actor_role=SYSTEM_ROLE,
+                note=f"{kind} email failed: {error}"[:MAX_NOTE_LENGTH],
+                rejected=False,
+            )
+        )
+
+    def record_rejected_signal(
+        self, signal: str, reason: str, requested_status: Status | None, now: datetime
+    ) -> None:
+        self._append_history(
+            HistoryEntry(
+                at=now,
+                event="signal_rejected",
+                from_status=self.status,
+                to_status=requested_status,
+                actor_role=SYSTEM_ROLE,
+                note=f"signal {signal!r} rejected: {reason}"[:MAX_NOTE_LENGTH],
+                rejected=True,
+            )
+        )
+
+    # ---- internals
+
+    def _enter_status(
+        self, target: Status, now: datetime, role: str, name: str, note: str
+    ) -> None:
+        previous = self.status
+        self.status = target
+        self.status_since = now
+        self.status_entry += 1
+        self._append_history(
+            HistoryEntry(
+                at=now,
+                event="status_changed",
+                from_status=previous,
+                to_status=target,
+                actor_role=role,
+                actor_name=name,
+                note=note[:MAX_NOTE_LENGTH],
+            )
+        )
+        self.last_action = f"status changed by {role}"
+        self._arm_deadlines()
+
+    def _arm_deadlines(self) -> None:
+        self.deadlines = [
+            self._deadline_for(rule) for rule in self.policy.rules_for(self.status)
+        ]
+
+    def _deadline_for(self, rule: StatusDeadlineRule) -> Deadline:
+        return Deadline(
+            kind=rule.kind,
+            due_at=add_period(
+                self.status_since, rule.after, self.institution.time_zone
+            ),
+            status=rule.status,
+            rule=rule.name,
+            description=rule.describe(),
+            status_entry=self.status_entry,
+        )
+
+    def _append_history(self, entry: HistoryEntry) -> None:
+        self.history.append(entry)
+        overflow = len(self.history) - MAX_HISTORY_ENTRIES
+        if overflow > 0:
+            # The oldest entries go first; Temporal's event history keeps them all.
+            del self.history[:overflow]
+            self.history_entries_dropped += overflow
+
+
+# Where a customer's comment moves a case. Staff comments never move it.
+CUSTOMER_COMMENT_MOVES: dict[Status, Status] = {
+    Status.PENDING_CUSTOMER_INPUT: Status.UPDATE_RECEIVED,
+    Status.AWAITING_CUSTOMER_CONFIRMATION: Status.REOPENED,
+    Status.PENDING_CUSTOMER_TESTING: Status.UPDATE_RECEIVED,
+}
+
+
+def _check_work_plan_allowed(
+    priority: Priority, affects_multiple_institutions: bool
+) -> None:
+    if priority not in (Priority.NORMAL, Priority.LOW):
+        raise CaseRuleError(
+            "work_plan_priority",
+            f"a case in 'Pending Work Plan' must have priority Normal or Low, not "
+            f"{priority.value!r}; import it in another status or lower its priority",
+        )
+    if affects_multiple_institutions:
+        raise CaseRuleError(
+            "work_plan_multiple_institutions",
+            "a case in 'Pending Work Plan' may not affect several institutions; "
+            "import it in another status",
+        )

@@ -1,0 +1,268 @@
+"""The calls a support system makes: open, act on, read and clone cases."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.case import Case, CaseInput
+from domain.statuses import Status
+from workflows.messages import AddCommentInput, ChangePriorityInput, ChangeStatusInput
+from workflows.search_attributes import CASE_PRIORITY, CASE_STATUS, NEXT_DEADLINE_AT
+from workflows.support_case import SupportCase
+
+
+def workflow_id(case_number: str) -> str:
+    return f"case-{case_number}"
+
+
+class CaseExistsError(Exception):
+    def __init__(self, case_number: str, run_id: str | None) -> None:
+        super().__init__(
+            f"case {case_number} already exists (workflow {workflow_id(case_number)}); "
+            "act on it, or open a new case with another case number"
+        )
+        self.case_number = case_number
+        self.run_id = run_id
+
+
+class CaseNotFoundError(Exception):
+    pass
+
+
+class CaseClosedError(Exception):
+    pass
+
+
+class ActionRejectedError(Exception):
+    """An update the case rejected; ``code`` names the rule, as in ``CaseRuleError``."""
+
+    def __init__(self, message: str, code: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class OpenedCase:
+    handle: WorkflowHandle[SupportCase, Case]
+    case_number: str
+
+
+async def open_case(
+    client: Client, request: CaseInput, *, task_queue: str
+) -> OpenedCase:
+    """Start the case's workflow; raise ``CaseExistsError`` if the case number is taken.
+
+    A case number is used once: the id reuse policy rejects a second workflow
+    even after the first one closed, for as long as the namespace retains it.
+    """
+    try:
+        handle = await client.start_workflow(
+            SupportCase.run,
+            request.model_dump(mode="json"),
+            id=workflow_id(request.case_number),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"Case {request.case_number}: {request.subject}",
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(
+                        CASE_STATUS, (request.status or Status.NEW).value
+                    ),
+                    SearchAttributePair(CASE_PRIORITY, request.priority.value),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise CaseExistsError(request.case_number, err.run_id) from err
+    return OpenedCase(handle=handle, case_number=request.case_number)
+
+
+def case_handle(client: Client, case_number: str) -> WorkflowHandle[SupportCase, Case]:
+    return client.get_workflow_handle_for(SupportCase.run, workflow_id(case_number))
+
+
+async def get_case(client: Client, case_number: str) -> Case:
+    """Return the case: its final record once closed, the live state while open."""
+    handle = case_handle(client, case_number)
+    try:
+        description = await handle.describe()
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            return await handle.result()
+        return await handle.query(SupportCase.get_case)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise CaseNotFoundError(
+                f"case {case_number} not found; check the case number"
+            ) from err
+        raise
+
+
+@dataclass
+class CaseRow:
+    case_number: str
+    status: str | None
+    priority: str | None
+    next_deadline_at: datetime | None
+    workflow_status: str
+
+
+def visibility_query(
+    *, status: str | None = None, priority: str | None = None, open_only: bool = True
+) -> str:
+    """Build the same list filter an operator types into the Web UI."""
+    clauses = ['WorkflowType = "SupportCase"']
+    if open_only:
+        clauses.append('ExecutionStatus = "Running"')
+    if status:
+        clauses.append(f'CaseStatus = "{Status(status).value}"')
+    if priority:
+        clauses.append(f'CasePriority = "{priority}"')
+    return " AND ".join(clauses)
+
+
+async def list_cases(client: Client, query: str, *, limit: int = 1000) -> list[CaseRow]:
+    rows = []
+    async for execution in client.list_workflows(query, limit=limit):
+        attributes = execution.typed_search_attributes
+        rows.append(
+            CaseRow(
+                case_number=execution.id.removeprefix("case-"),
+                status=attributes.get(CASE_STATUS),
+                priority=attributes.get(CASE_PRIORITY),
+                next_deadline_at=attributes.get(NEXT_DEADLINE_AT),
+                workflow_status=execution.status.name
+                if execution.status
+                else "UNKNOWN",
+            )
+        )
+    return rows
+
+
+async def change_status(
+    client: Client,
+    case_number: str,
+    request: ChangeStatusInput,
+    *,
+    update_id: str | None = None,
+    as_signal: bool = False,
+) -> Case | None:
+    return await _act(
+        client, case_number, "change_status", request, update_id, as_signal
+    )
+
+
+async def add_comment(
+    client: Client,
+    case_number: str,
+    request: AddCommentInput,
+    *,
+    update_id: str | None = None,
+    as_signal: bool = False,
+) -> Case | None:
+    return await _act(client, case_number, "add_comment", request, update_id, as_signal)
+
+
+async def change_priority(
+    client: Client,
+    case_number: str,
+    request: ChangePriorityInput,
+    *,
+    update_id: str | None = None,
+    as_signal: bool = False,
+) -> Case | None:
+    return await _act(
+        client, case_number, "change_priority", request, update_id, as_signal
+    )
+
+
+async def _act(
+    client: Client,
+    case_number: str,
+    action: str,
+    request: Any,
+    update_id: str | None,
+    as_signal: bool,
+) -> Case | None:
+    handle = case_handle(client, case_number)
+    try:
+        if as_signal:
+            await handle.signal(action, request)
+            return None
+        return await handle.execute_update(
+            action, request, id=update_id, result_type=Case
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError):
+            raise ActionRejectedError(cause.message, cause.type) from err
+        raise ActionRejectedError(str(cause), None) from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            await _raise_closed_or_missing(client, case_number)
+        raise
+
+
+async def _raise_closed_or_missing(client: Client, case_number: str) -> None:
+    handle = case_handle(client, case_number)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise CaseNotFoundError(
+                f"case {case_number} not found; check the case number or open the case first"
+            ) from err
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise CaseClosedError(
+            f"case {case_number} is Closed and takes no more actions; clone it with "
+            f"'casedesk clone {case_number} NEW_NUMBER' to report further work"
+        )
+
+
+async def clone_case(
+    client: Client,
+    closed_case_number: str,
+    new_case_number: str,
+    *,
+    task_queue: str,
+    subject: str | None = None,
+    policy: Any = None,
+) -> OpenedCase:
+    """Open ``new_case_number`` as a copy of a Closed case, linked by ``cloned_from``."""
+    original = await get_case(client, closed_case_number)
+    if not original.is_closed:
+        raise ActionRejectedError(
+            f"case {closed_case_number} is still open ({original.status.value}); "
+            "only a Closed case is cloned, so comment on it instead",
+            "clone_of_open_case",
+        )
+    request = CaseInput(
+        case_number=new_case_number,
+        subject=subject or original.subject,
+        description=original.description,
+        priority=original.priority,
+        institution=original.institution,
+        contact=original.contact,
+        product=original.product,
+        installation_type=original.installation_type,
+        affects_multiple_institutions=original.affects_multiple_institutions,
+        cloned_from=closed_case_number,
+        **({"policy": policy} if policy is not None else {}),
+    )
+    return await open_case(client, request, task_queue=task_queue)

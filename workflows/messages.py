@@ -1,0 +1,51 @@
+"""Arguments of the SupportCase workflow's updates and signals.
+
+Every action is both an update and a signal with the same name and the same
+single argument, so a caller chooses between a validated, answered request
+(update) and fire-and-forget (signal) without changing its payload.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.case import MAX_NOTE_LENGTH, Actor, Case
+from domain.statuses import Priority, Status
+
+
+class ChangeStatusInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status
+    actor: Actor
+    note: str = Field(default="", max_length=MAX_NOTE_LENGTH)
+
+
+class AddCommentInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actor: Actor
+    body: str
+    internal: bool = False
+
+
+class ChangePriorityInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    priority: Priority
+    actor: Actor
+    note: str = Field(default="", max_length=MAX_NOTE_LENGTH)
+
+
+class ContinuedCase(BaseModel):
+    """The state one run hands to the next when the workflow continues as new."""
+
+    case: Case
+    recent_update_ids: list[str] = Field(default_factory=list)
+
+
+# The workflow takes a plain JSON object so that a malformed one can be
+# reported clearly instead of failing the workflow task again and again. It is
+# either a CaseInput or {"continued_as_new": ContinuedCase}.
+WorkflowInput = dict[str, Any]
+CONTINUED_AS_NEW_KEY = "continued_as_new"

@@ -1,0 +1,489 @@
+"""The SupportCase workflow: one durable run per support case.
+
+The workflow applies the rules of ``domain.case.Case`` to updates, signals and
+timers. It holds no rule of its own beyond how Temporal delivers messages:
+updates are validated and answered, signals are recorded as rejected when
+invalid, and deadlines are durable timers re-armed after every change.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    # pydantic's EmailStr imports these lazily on first use; importing them
+    # here keeps them out of the sandbox's per-run reimport.
+    import email_validator  # noqa: F401
+    import idna  # noqa: F401
+    from pydantic import BaseModel, ValidationError
+
+    from activities.email import CaseEmail, Notice
+    from domain.case import Case, CaseInput, Deadline
+    from domain.deadlines import DeadlineKind
+    from domain.errors import CaseRuleError
+    from domain.statuses import Status
+    from workflows.messages import (
+        CONTINUED_AS_NEW_KEY,
+        AddCommentInput,
+        ChangePriorityInput,
+        ChangeStatusInput,
+        ContinuedCase,
+        WorkflowInput,
+    )
+    from workflows.search_attributes import CASE_PRIORITY, CASE_STATUS, NEXT_DEADLINE_AT
+
+MessageT = TypeVar("MessageT", bound=BaseModel)
+
+# Update ids are deduplicated by the server within one run; the workflow
+# remembers this many more so a retried update stays applied once across
+# continue-as-new.
+RECENT_UPDATE_IDS = 500
+# An email that still fails after this long is recorded on the case and given up.
+EMAIL_DELIVERY_WINDOW = timedelta(hours=24)
+EMAIL_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+)
+
+
+class InvalidCaseInput(ValueError):
+    pass
+
+
+@workflow.defn(name="SupportCase")
+class SupportCase:
+    @workflow.init
+    def __init__(self, input: WorkflowInput) -> None:
+        self._changes = 0
+        self._emails_in_flight = 0
+        self._recent_update_ids: list[str] = []
+        self._published: tuple[Any, ...] | None = None
+        self._input_error: str | None = None
+        self._case: Case | None = None
+        try:
+            self._case = self._load(input)
+        except (ValidationError, CaseRuleError, InvalidCaseInput) as err:
+            self._input_error = _describe_error(err)
+
+    def _load(self, input: Any) -> Case:
+        if not isinstance(input, dict):
+            raise InvalidCaseInput(
+                f"the workflow input must be a JSON object, not {type(input).__name__}"
+            )
+        if CONTINUED_AS_NEW_KEY in input:
+            carried = ContinuedCase.model_validate(input[CONTINUED_AS_NEW_KEY])
+            self._recent_update_ids = carried.recent_update_ids
+            return carried.case
+        return Case.open(CaseInput.model_validate(input), workflow.now())
+
+    # ---- updates
+
+    @workflow.update(description="Move the case to another status.")
+    async def change_status(self, input: ChangeStatusInput) -> Case:
+        return self._apply_update(lambda case: self._apply_change_status(case, input))
+
+    @change_status.validator
+    def validate_change_status(self, input: ChangeStatusInput) -> None:
+        self._validate_update(
+            lambda case: case.check_change_status(input.actor, input.status)
+        )
+
+    @workflow.update(
+        description="Add a comment; a customer's comment may move the status."
+    )
+    async def add_comment(self, input: AddCommentInput) -> Case:
+        return self._apply_update(lambda case: self._apply_add_comment(case, input))
+
+    @add_comment.validator
+    def validate_add_comment(self, input: AddCommentInput) -> None:
+        self._validate_update(
+            lambda case: case.check_add_comment(input.actor, input.body, input.internal)
+        )
+
+    @workflow.update(description="Change the priority; deadlines do not move.")
+    async def change_priority(self, input: ChangePriorityInput) -> Case:
+        return self._apply_update(lambda case: self._apply_change_priority(case, input))
+
+    @change_priority.validator
+    def validate_change_priority(self, input: ChangePriorityInput) -> None:
+        self._validate_update(
+            lambda case: case.check_change_priority(input.actor, input.priority)
+        )
+
+    # ---- signals: the same actions, fire-and-forget
+
+    @workflow.signal(
+        name="change_status", description="Move the case to another status."
+    )
+    def change_status_signal(self, *args: Any) -> None:
+        self._handle_signal(
+            "change_status", args, ChangeStatusInput, self._apply_change_status
+        )
+
+    @workflow.signal(name="add_comment", description="Add a comment.")
+    def add_comment_signal(self, *args: Any) -> None:
+        self._handle_signal(
+            "add_comment", args, AddCommentInput, self._apply_add_comment
+        )
+
+    @workflow.signal(name="change_priority", description="Change the priority.")
+    def change_priority_signal(self, *args: Any) -> None:
+        self._handle_signal(
+            "change_priority", args, ChangePriorityInput, self._apply_change_priority
+        )
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        known = "add_comment, change_priority, change_status"
+        self._reject_signal(
+            name, f"unknown signal name {name!r}; send one of: {known}", None
+        )
+
+    # ---- queries
+
+    @workflow.query(
+        description="The case with its history, comments and pending deadlines."
+    )
+    def get_case(self) -> Case:
+        return self._require_case()
+
+    # ---- the main loop
+
+    @workflow.run
+    async def run(self, input: WorkflowInput) -> Case:
+        if self._input_error is not None:
+            raise ApplicationError(
+                f"invalid case input: {self._input_error}",
+                type="InvalidCaseInput",
+                non_retryable=True,
+            )
+        case = self._require_case()
+        self._publish(case)
+        workflow.logger.info(
+            "case.started",
+            extra={"case": case.case_number, "status": case.status.value},
+        )
+
+        while not case.is_closed:
+            if workflow.info().is_continue_as_new_suggested():
+                await self._continue_as_new(case)
+
+            await self._wait_for_deadline_or_change(case)
+            self._act_on_due_deadlines(case)
+
+        # A closure by a timer, an update or a signal ends up here; the notice
+        # goes out once, then the run completes with the final record.
+        await self._send_email(case, "closure", case.status_entry, closes_at=None)
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and self._emails_in_flight == 0
+        )
+        workflow.logger.info(
+            "case.closed",
+            extra={"case": case.case_number, "closed_reason": case.closed_reason},
+        )
+        return case
+
+    async def _wait_for_deadline_or_change(self, case: Case) -> None:
+        seen = self._changes
+
+        def woken() -> bool:
+            return (
+                self._changes != seen or workflow.info().is_continue_as_new_suggested()
+            )
+
+        deadline = case.next_deadline()
+        if deadline is None:
+            await workflow.wait_condition(woken)
+            return
+        remaining = deadline.due_at - workflow.now()
+        if remaining <= timedelta(0):
+            # An imported case, or one whose worker was down, acts at once. A
+            # zero or negative timeout must never reach wait_condition.
+            return
+        # A timeout is the deadline coming due; the caller acts on it.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                woken, timeout=remaining, timeout_summary=deadline.description
+            )
+
+    def _act_on_due_deadlines(self, case: Case) -> None:
+        now = workflow.now()
+        due = case.due_deadlines(now)
+        if not due:
+            return
+        for deadline in due:
+            case.take_deadline(deadline)
+            if deadline.kind is DeadlineKind.REMINDER:
+                workflow.logger.info(
+                    "case.reminder_due",
+                    extra={
+                        "case": case.case_number,
+                        "deadline": deadline.due_at.isoformat(),
+                    },
+                )
+                asyncio.create_task(self._send_reminder(case, deadline))
+            else:
+                case.close_by_timer(deadline, now)
+                workflow.logger.info(
+                    "case.closed_by_timer",
+                    extra={"case": case.case_number, "rule": deadline.rule},
+                )
+        self._changed(case)
+
+    async def _send_reminder(self, case: Case, deadline: Deadline) -> None:
+        closure = next(
+            (d for d in case.deadlines if d.kind is DeadlineKind.CLOSURE),
+            None,
+        )
+        sent = await self._send_email(
+            case,
+            "reminder",
+            deadline.status_entry,
+            closes_at=closure.due_at if closure else None,
+        )
+        if sent:
+            case.record_reminder_sent(deadline, workflow.now())
+            self._changed(case)
+
+    async def _send_email(
+        self, case: Case, notice: Notice, status_entry: int, closes_at: Any
+    ) -> bool:
+        email = CaseEmail(
+            notice=notice,
+            message_key=f"case-{case.case_number}.{status_entry}.{notice}",
+            case_number=case.case_number,
+            to_name=case.contact.name,
+            to_email=case.contact.email,
+            subject=case.subject,
+            status=case.status.value,
+            status_since=case.status_since,
+            time_zone=case.institution.time_zone,
+            closes_at=closes_at,
+            closed_reason=case.closed_reason,
+        )
+        summary = (
+            "reminder email to contact"
+            if notice == "reminder"
+            else "closure email to contact"
+        )
+        self._emails_in_flight += 1
+        try:
+            await workflow.execute_activity(
+                "send_case_email",
+                email,
+                start_to_close_timeout=timedelta(seconds=60),
+                schedule_to_close_timeout=EMAIL_DELIVERY_WINDOW,
+                retry_policy=EMAIL_RETRY_POLICY,
+                summary=summary,
+            )
+            return True
+        except ActivityError as err:
+            # A failed email never stops the case: it is recorded and the case goes on.
+            cause = (
+                err.cause.message
+                if isinstance(err.cause, ApplicationError)
+                else str(err)
+            )
+            case.record_email_failure(notice, cause, workflow.now())
+            workflow.logger.warning(
+                "case.email_failed",
+                extra={"case": case.case_number, "notice": notice, "error": cause},
+            )
+            self._changed(case)
+            return False
+        finally:
+            self._emails_in_flight -= 1
+
+    async def _continue_as_new(self, case: Case) -> None:
+        # Handlers and emails finish first, so no update is cut off and no
+        # email is sent twice by the next run.
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and self._emails_in_flight == 0
+        )
+        workflow.logger.info(
+            "case.continue_as_new",
+            extra={
+                "case": case.case_number,
+                "history_length": workflow.info().get_current_history_length(),
+            },
+        )
+        carried = ContinuedCase(case=case, recent_update_ids=self._recent_update_ids)
+        workflow.continue_as_new(
+            {CONTINUED_AS_NEW_KEY: carried.model_dump(mode="json")}
+        )
+
+    # ---- applying actions
+
+    def _apply_change_status(self, case: Case, input: ChangeStatusInput) -> None:
+        previous = case.status
+        case.change_status(input.actor, input.status, input.note, workflow.now())
+        workflow.logger.info(
+            "case.status_changed",
+            extra={
+                "case": case.case_number,
+                "status_from": previous.value,
+                "status_to": case.status.value,
+                "actor_role": input.actor.role.value,
+            },
+        )
+
+    def _apply_add_comment(self, case: Case, input: AddCommentInput) -> None:
+        previous = case.status
+        case.add_comment(input.actor, input.body, input.internal, workflow.now())
+        workflow.logger.info(
+            "case.comment_added",
+            extra={
+                "case": case.case_number,
+                "actor_role": input.actor.role.value,
+                "status_from": previous.value,
+                "status_to": case.status.value,
+            },
+        )
+
+    def _apply_change_priority(self, case: Case, input: ChangePriorityInput) -> None:
+        case.change_priority(input.actor, input.priority, input.note, workflow.now())
+
+    def _apply_update(self, apply: Callable[[Case], None]) -> Case:
+        case = self._require_case()
+        update_id = _current_update_id()
+        if update_id in self._recent_update_ids:
+            return case
+        try:
+            apply(case)
+        except CaseRuleError as err:
+            # The validator passed, so the case changed between the two, for
+            # example closed by a timer in the same workflow task.
+            raise ApplicationError(str(err), type=err.code, non_retryable=True) from err
+        if update_id is not None:
+            self._recent_update_ids = [*self._recent_update_ids, update_id][
+                -RECENT_UPDATE_IDS:
+            ]
+        self._changed(case)
+        return case
+
+    def _validate_update(self, check: Callable[[Case], None]) -> None:
+        if self._case is None:
+            raise ApplicationError(
+                f"the case was not opened: {self._input_error}", type="InvalidCaseInput"
+            )
+        if _current_update_id() in self._recent_update_ids:
+            return
+        try:
+            check(self._case)
+        except CaseRuleError as err:
+            raise ApplicationError(
+                f"{err} (case {self._case.case_number} is in {self._case.status.value!r})",
+                type=err.code,
+            ) from err
+
+    def _handle_signal(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        model: type[MessageT],
+        apply: Callable[[Case, MessageT], None],
+    ) -> None:
+        if self._case is None:
+            workflow.logger.warning("case.signal_ignored", extra={"signal": name})
+            return
+        if len(args) != 1:
+            self._reject_signal(
+                name, f"expected exactly one argument, got {len(args)}", None
+            )
+            return
+        try:
+            message = model.model_validate(args[0])
+        except ValidationError as err:
+            self._reject_signal(name, _describe_error(err), _requested_status(args[0]))
+            return
+        try:
+            apply(self._case, message)
+        except CaseRuleError as err:
+            self._reject_signal(name, str(err), _requested_status(args[0]))
+            return
+        self._changed(self._case)
+
+    def _reject_signal(self, name: str, reason: str, requested: Status | None) -> None:
+        case = self._case
+        if case is None:
+            return
+        case.record_rejected_signal(name, reason, requested, workflow.now())
+        workflow.logger.warning(
+            "case.signal_rejected",
+            extra={"case": case.case_number, "signal": name, "reason": reason},
+        )
+        self._changed(case)
+
+    # ---- visibility
+
+    def _changed(self, case: Case) -> None:
+        self._changes += 1
+        self._publish(case)
+
+    def _publish(self, case: Case) -> None:
+        """Keep search attributes and the UI's current details in step with the case."""
+        deadline = case.next_deadline()
+        values = (case.status, case.priority, deadline.due_at if deadline else None)
+        if values != self._published:
+            self._published = values
+            workflow.upsert_search_attributes(
+                [
+                    CASE_STATUS.value_set(case.status.value),
+                    CASE_PRIORITY.value_set(case.priority.value),
+                    NEXT_DEADLINE_AT.value_set(deadline.due_at)
+                    if deadline
+                    else NEXT_DEADLINE_AT.value_unset(),
+                ]
+            )
+        workflow.set_current_details(_current_details(case, deadline))
+
+    def _require_case(self) -> Case:
+        if self._case is None:
+            raise ApplicationError(
+                f"the case was not opened: {self._input_error}", type="InvalidCaseInput"
+            )
+        return self._case
+
+
+def _current_update_id() -> str | None:
+    info = workflow.current_update_info()
+    return info.id if info else None
+
+
+def _current_details(case: Case, deadline: Deadline | None) -> str:
+    since = case.status_since.strftime("%Y-%m-%d %H:%M %Z")
+    line = f"**{case.status.value}** since {since}, priority {case.priority.value}"
+    if case.is_closed:
+        line += f" · {case.closed_reason}"
+    elif deadline is not None:
+        line += f" · next: {deadline.description} at {deadline.due_at.strftime('%Y-%m-%d %H:%M %Z')}"
+    if case.last_action:
+        line += f" · last: {case.last_action}"
+    return line
+
+
+def _describe_error(err: Exception) -> str:
+    if isinstance(err, ValidationError):
+        problems = []
+        for error in err.errors()[:5]:
+            location = ".".join(str(part) for part in error["loc"]) or "input"
+            problems.append(f"{location}: {error['msg']}")
+        return "; ".join(problems)
+    return str(err)
+
+
+def _requested_status(raw: Any) -> Status | None:
+    requested = raw.get("status") if isinstance(raw, dict) else None
+    if not isinstance(requested, str):
+        return None
+    try:
+        return Status(requested)
+    except ValueError:
+        return None
