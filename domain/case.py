@@ -49,8 +49,12 @@ MAX_NOTE_LENGTH = 2_000
 # rejects payloads over 2 MB by default, so comments and history are bounded.
 MAX_COMMENT_CHARACTERS_PER_CASE = 1_000_000
 MAX_HISTORY_ENTRIES = 1_000
-CASE_NUMBER_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,32}$")
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# \Z and not $, because $ also matches before a trailing line break.
+CASE_NUMBER_PATTERN = re.compile(r"\A[A-Za-z0-9-]{1,32}\Z")
+# Control characters (C0, DEL and C1) and the Unicode line and paragraph
+# separators. The email package rejects a header value that str.splitlines()
+# splits, and that happens at \x85, U+2028 and U+2029 as well as at \r and \n.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _reject_control_characters(value: str, field: str) -> str:
@@ -246,6 +250,11 @@ class Case(BaseModel):
     @property
     def is_closed(self) -> bool:
         return self.status is Status.CLOSED
+
+    @property
+    def imported_closed(self) -> bool:
+        """True for a case that arrived Closed from another system and never changed here."""
+        return self.is_closed and self.status_entry == 1
 
     # ---- opening
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 from dateutil.tz import resolve_imaginary
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.statuses import Status
 
@@ -43,7 +43,9 @@ class CalendarPeriod(BaseModel):
             "m": "minutes",
             "s": "seconds",
         }
-        pattern = re.compile(r"(\d+)(mo|d|h|m|s)")
+        # ASCII digits only, and at most 12 of them, so int() never receives a
+        # Unicode digit or a number too long to convert.
+        pattern = re.compile(r"([0-9]{1,12})(mo|d|h|m|s)")
         position = 0
         values = {"months": 0, "days": 0, "seconds": 0}
         cleaned = text.strip().lower()
@@ -63,7 +65,13 @@ class CalendarPeriod(BaseModel):
                 f"invalid period {text!r}: write a number and a unit, such as "
                 "'7d', '28d', '3mo', '24mo', '2h' or '90s'"
             )
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ValidationError as err:
+            limits = "; ".join(
+                f"{error['loc'][0]}: {error['msg']}" for error in err.errors()
+            )
+            raise ValueError(f"invalid period {text!r}: {limits}") from None
 
     def describe(self) -> str:
         parts = []
@@ -88,6 +96,11 @@ def add_period(
     """
     if start.tzinfo is None:
         raise ValueError(f"start time {start.isoformat()} has no UTC offset")
+    if not period.months and not period.days:
+        # A period of seconds only is elapsed time. A trip through the wall
+        # clock would move a start in the second occurrence of a repeated
+        # local hour back to the first one, an hour earlier.
+        return start.astimezone(UTC) + timedelta(seconds=period.seconds)
     zone = ZoneInfo(time_zone) if time_zone else UTC
     local = start.astimezone(zone).replace(tzinfo=None)
     shifted = local + relativedelta(months=period.months, days=period.days)

@@ -102,27 +102,28 @@ def check_transition(role: Role, current: Status, target: Status) -> None:
     if current is Status.CLOSED:
         raise CaseRuleError(
             "case_closed",
-            f"the case is Closed, so its status cannot change to {target!r}; "
-            "clone the case to continue the work in a new one",
+            f"the case is Closed, so role {role.value!r} cannot change its status to "
+            f"{target.value!r}; clone the case to continue the work in a new one",
         )
+    allowed = allowed_targets(role, current)
+    allowed_text = ", ".join(repr(s.value) for s in Status if s in allowed) or "none"
+    choices = f"from {current.value!r} role {role.value!r} may set: {allowed_text}"
     if target is current:
         raise CaseRuleError(
             "status_unchanged",
-            f"the case is already in {current!r}; send a different status",
+            f"the case is already in {target.value!r}; {choices}",
         )
     if target in DEPRECATED_STATUSES:
         raise CaseRuleError(
             "status_deprecated",
-            f"{target!r} was deprecated on 2022-09-14 and no case may enter it; "
-            "choose a current status",
+            f"{target.value!r} was deprecated on 2022-09-14 and no case may enter it; "
+            f"{choices}",
         )
-    allowed = allowed_targets(role, current)
     if target not in allowed:
-        allowed_text = ", ".join(sorted(repr(s.value) for s in allowed)) or "none"
         raise CaseRuleError(
             "transition_not_allowed",
             f"role {role.value!r} may not move a case from {current.value!r} to "
-            f"{target.value!r}; from {current.value!r} that role may set: {allowed_text}",
+            f"{target.value!r}; {choices}",
         )
 
 

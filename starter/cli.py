@@ -7,6 +7,7 @@ input or configuration, 3 when the case does not exist or is already Closed.
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,14 +154,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         from starter.devserver import run_dev
 
         return run_dev(data_dir=args.data_dir, port=args.port, ui_port=args.ui_port)
-    if args.command == "replay":
-        from starter.replay import run_replay_command
-
-        return run_replay_command(args)
     try:
-        return asyncio.run(_run(args))
+        if args.command == "replay":
+            from starter.replay import run_replay_command
+
+            code = run_replay_command(args)
+        else:
+            code = asyncio.run(_run(args))
     except KeyboardInterrupt:
-        return 130
+        code = 130
+    # The Temporal client's Rust threads can crash CPython while it finalizes
+    # a short-lived process (temporalio/sdk-python issue 300: SIGSEGV or
+    # "PyGILState_Release" after the command already succeeded). The command's
+    # work is done, so flush and leave without interpreter teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def _run(args: argparse.Namespace) -> int:

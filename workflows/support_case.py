@@ -179,8 +179,10 @@ class SupportCase:
             self._act_on_due_deadlines(case)
 
         # A closure by a timer, an update or a signal ends up here; the notice
-        # goes out once, then the run completes with the final record.
-        await self._send_email(case, "closure", case.status_entry, closes_at=None)
+        # goes out once, then the run completes with the final record. A case
+        # imported as Closed was closed elsewhere, so casedesk sends nothing.
+        if not case.imported_closed:
+            await self._send_email(case, "closure", case.status_entry, closes_at=None)
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and self._emails_in_flight == 0
         )

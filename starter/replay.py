@@ -1,0 +1,507 @@
+"""Replay a ServiceNow incident event log through SupportCase workflows.
+
+Each incident becomes a case. Its rows are applied in order at their own
+times on a time-skipping Temporal test server, so the reminders and closures
+the log never had happen exactly when casedesk's timers say they would. The
+summary counts come from the workflows' final records and the email outbox.
+"""
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import sys
+import tempfile
+import time
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import google.protobuf.empty_pb2
+import structlog
+from temporalio.api.testservice.v1 import SleepRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+from tqdm import tqdm
+
+from activities.email import EmailSettings
+from domain.case import Actor, Case, CaseInput, Contact, Institution
+from domain.deadlines import CasePolicy
+from domain.statuses import Priority, Role, Status
+from starter import client as cases
+from starter.config import case_policy
+from worker import build_worker, ensure_search_attributes
+from workflows.messages import ChangeStatusInput
+from workflows.support_case import SupportCase
+
+log = structlog.get_logger("casedesk.replay")
+
+# ServiceNow incident_state values and the casedesk status each one becomes.
+# Rows with any other value (the log has a corrupt "-100") are skipped.
+STATUS_MAP: dict[str, Status] = {
+    "New": Status.NEW,
+    "Active": Status.IN_PROGRESS,
+    "Awaiting User Info": Status.PENDING_CUSTOMER_INPUT,
+    "Awaiting Evidence": Status.PENDING_CUSTOMER_INPUT,
+    "Awaiting Vendor": Status.PENDING_THIRD_PARTY_PROVIDER,
+    "Awaiting Problem": Status.PENDING_DEVELOPMENT,
+    "Resolved": Status.AWAITING_CUSTOMER_CONFIRMATION,
+    "Closed": Status.CLOSED,
+}
+
+PRIORITY_MAP = {
+    "1 - Critical": Priority.CRITICAL,
+    "2 - High": Priority.HIGH,
+    "3 - Moderate": Priority.NORMAL,
+    "4 - Low": Priority.LOW,
+}
+
+REPLAY_ACTOR = Actor(role=Role.SUPPORT, name="incident log replay")
+# How many incidents are acted on at once at the same instant.
+CONCURRENCY = 64
+
+
+@dataclass
+class Row:
+    status: Status | None
+    raw_status: str
+    updated_at: datetime
+    mod_count: int
+    fields: dict[str, str]
+
+
+@dataclass
+class Incident:
+    number: str
+    rows: list[Row] = field(default_factory=list)
+
+
+@dataclass
+class IncidentLog:
+    incidents: list[Incident]
+    rows_read: int
+
+
+def parse_log_time(text: str) -> datetime:
+    """Parse the log's ``day/month/year hour:minute``, read as UTC."""
+    return datetime.strptime(text, "%d/%m/%Y %H:%M").replace(tzinfo=UTC)
+
+
+def _open_csv(path: Path) -> Iterator[dict[str, str]]:
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith(".csv")]
+            if len(names) != 1:
+                raise ValueError(
+                    f"{path} holds {len(names)} CSV files; expected exactly one"
+                )
+            with archive.open(names[0]) as raw:
+                yield from csv.DictReader(
+                    io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                )
+    else:
+        with path.open(encoding="utf-8", newline="") as text:
+            yield from csv.DictReader(text)
+
+
+def read_incident_log(path: Path, limit: int | None = None) -> IncidentLog:
+    """Group the log's rows by incident, in file order, each sorted by time then mod count.
+
+    With ``limit``, only the first ``limit`` incidents in file order are kept,
+    with all of their rows wherever they appear in the file.
+    """
+    incidents: dict[str, Incident] = {}
+    rows_read = 0
+    for record in _open_csv(path):
+        number = record["number"]
+        incident = incidents.get(number)
+        if incident is None:
+            if limit is not None and len(incidents) >= limit:
+                continue
+            incident = incidents[number] = Incident(number)
+        rows_read += 1
+        incident.rows.append(
+            Row(
+                status=STATUS_MAP.get(record["incident_state"]),
+                raw_status=record["incident_state"],
+                updated_at=parse_log_time(record["sys_updated_at"]),
+                mod_count=int(record["sys_mod_count"]),
+                fields=record,
+            )
+        )
+    for incident in incidents.values():
+        incident.rows.sort(key=lambda row: (row.updated_at, row.mod_count))
+    return IncidentLog(incidents=list(incidents.values()), rows_read=rows_read)
+
+
+class TestServerClock:
+    """The virtual clock of a time-skipping Temporal test server."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def now(self) -> datetime:
+        response = await self._client.test_service.get_current_time(
+            google.protobuf.empty_pb2.Empty()
+        )
+        return response.time.ToDatetime().replace(tzinfo=UTC)
+
+    async def advance_to(self, instant: datetime) -> None:
+        remaining = instant - await self.now()
+        if remaining > timedelta(0):
+            request = SleepRequest()
+            request.duration.FromTimedelta(remaining)
+            await self._client.test_service.unlock_time_skipping_with_sleep(request)
+
+
+@dataclass
+class Counts:
+    rows_skipped_unknown_status: int = 0
+    status_changes_applied: int = 0
+    rows_no_change: int = 0
+    rows_rejected_case_closed: int = 0
+    rows_rejected_other: int = 0
+
+
+class IncidentReplay:
+    """Drives one incident's rows through its case, keeping the last known state."""
+
+    def __init__(self, incident: Incident, replayer: "Replayer") -> None:
+        self.incident = incident
+        self.replayer = replayer
+        self.case: Case | None = None
+        self.handle: WorkflowHandle[SupportCase, Case] | None = None
+        self.workflow_done = False
+
+    def case_input(
+        self, first: Row, status_since: datetime, policy: CasePolicy
+    ) -> CaseInput:
+        fields = first.fields
+        caller = fields.get("caller_id", "?")
+        location = fields.get("location", "?")
+        subject = " / ".join(
+            part
+            for part in (fields.get("category"), fields.get("subcategory"))
+            if part and part != "?"
+        )
+        return CaseInput(
+            case_number=self.incident.number,
+            subject=f"Incident {self.incident.number}"
+            + (f": {subject}" if subject else ""),
+            priority=PRIORITY_MAP.get(fields.get("priority", ""), Priority.NORMAL),
+            institution=Institution(
+                id=location if location != "?" else "unknown",
+                name=location if location != "?" else "unknown",
+            ),
+            contact=Contact(
+                name=caller if caller != "?" else "unknown caller",
+                email=f"{_slug(caller)}@replay.example.org",
+            ),
+            product=fields.get("category", "") if fields.get("category") != "?" else "",
+            status=first.status,
+            status_since=status_since,
+            policy=policy,
+        )
+
+    async def refresh_until_deadlines_passed(self, instant: datetime) -> None:
+        """Wait until the workflow has acted on every deadline due at or before ``instant``.
+
+        The server fires timers while its clock moves; the worker may still be
+        running the workflow task when the clock stops.
+        """
+        while self.case is not None and not self.workflow_done:
+            due = [d for d in self.case.deadlines if d.due_at <= instant]
+            if not due:
+                return
+            await asyncio.sleep(0.01)
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        assert self.handle is not None
+        self.case = await self.handle.query(SupportCase.get_case)
+
+    async def apply(self, row: Row, at: datetime, counts: Counts) -> None:
+        if row.status is None:
+            counts.rows_skipped_unknown_status += 1
+            return
+        if self.case is None:
+            await self._open(row, at)
+            return
+        await self.refresh_until_deadlines_passed(at)
+        if self.case.is_closed and row.status is Status.CLOSED:
+            counts.rows_no_change += 1
+            return
+        if row.status is self.case.status:
+            counts.rows_no_change += 1
+            return
+        try:
+            updated = await cases.change_status(
+                self.replayer.client,
+                self.incident.number,
+                ChangeStatusInput(
+                    status=row.status, actor=REPLAY_ACTOR, note="incident log row"
+                ),
+                update_id=f"replay-{self.incident.number}-{row.mod_count}-{row.raw_status}",
+            )
+        except (cases.CaseClosedError, cases.ActionRejectedError) as err:
+            if isinstance(err, cases.CaseClosedError) or err.code == "case_closed":
+                counts.rows_rejected_case_closed += 1
+            else:
+                counts.rows_rejected_other += 1
+                log.warning(
+                    "replay.row_rejected", case=self.incident.number, error=str(err)
+                )
+            return
+        assert updated is not None
+        self.case = updated
+        counts.status_changes_applied += 1
+
+    async def _open(self, row: Row, at: datetime) -> None:
+        request = self.case_input(row, at, self.replayer.policy)
+        opened = await cases.open_case(
+            self.replayer.client, request, task_queue=self.replayer.task_queue
+        )
+        self.handle = opened.handle
+        await self.refresh()
+
+    async def final(self) -> Case:
+        return await cases.get_case(self.replayer.client, self.incident.number)
+
+
+def _slug(text: str) -> str:
+    return (
+        "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
+        or "unknown"
+    )
+
+
+class Replayer:
+    def __init__(
+        self,
+        client: Client,
+        clock: TestServerClock,
+        *,
+        task_queue: str,
+        policy: CasePolicy,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.task_queue = task_queue
+        self.policy = policy
+
+    async def run(
+        self, log_data: IncidentLog, progress: bool
+    ) -> tuple[Counts, list[Case]]:
+        counts = Counts()
+        replays = [IncidentReplay(incident, self) for incident in log_data.incidents]
+        timeline: dict[datetime, list[tuple[IncidentReplay, Row]]] = defaultdict(list)
+        for replay in replays:
+            for row in replay.incident.rows:
+                timeline[row.updated_at].append((replay, row))
+        if not timeline:
+            return counts, []
+
+        # The log's first instant maps to a minute after the server's current
+        # time, so every row is in the server's future when its turn comes.
+        offset = (await self.clock.now() + timedelta(minutes=1)) - min(timeline)
+        limiter = asyncio.Semaphore(CONCURRENCY)
+        bar = tqdm(
+            total=log_data.rows_read, unit="row", disable=not progress, file=sys.stderr
+        )
+
+        async def apply_rows(
+            replay: IncidentReplay, rows: list[Row], at: datetime
+        ) -> None:
+            async with limiter:
+                for row in rows:
+                    await replay.apply(row, at, counts)
+            bar.update(len(rows))
+
+        for instant in sorted(timeline):
+            at = instant + offset
+            await self.clock.advance_to(at)
+            by_incident: dict[int, tuple[IncidentReplay, list[Row]]] = {}
+            for replay, row in timeline[instant]:
+                by_incident.setdefault(id(replay), (replay, []))[1].append(row)
+            await asyncio.gather(
+                *(apply_rows(replay, rows, at) for replay, rows in by_incident.values())
+            )
+
+        # The rows have ended; the timers still pending run to their end.
+        last_due = max(
+            (d.due_at for r in replays if r.case is not None for d in r.case.deadlines),
+            default=None,
+        )
+        if last_due is not None:
+            await self.clock.advance_to(last_due + timedelta(seconds=1))
+            await asyncio.gather(
+                *(r.refresh_until_deadlines_passed(last_due) for r in replays)
+            )
+        bar.close()
+        finals = list(
+            await asyncio.gather(*(r.final() for r in replays if r.handle is not None))
+        )
+        return counts, finals
+
+
+def summarize(
+    log_data: IncidentLog, counts: Counts, finals: list[Case], outbox: Path | None
+) -> dict[str, Any]:
+    auto_closed: Counter[str] = Counter()
+    for case in finals:
+        if case.closure and case.closure.rule:
+            auto_closed[_rule_status(case)] += 1
+    reminders = sum(case.reminders_sent for case in finals)
+    summary: dict[str, Any] = {
+        "rows_read": log_data.rows_read,
+        "rows_skipped_unknown_status": counts.rows_skipped_unknown_status,
+        "incidents": len(finals),
+        "status_changes_applied": counts.status_changes_applied,
+        "rows_no_change": counts.rows_no_change,
+        "rows_rejected_case_closed": counts.rows_rejected_case_closed,
+        "reminders_sent": reminders,
+        "auto_closed": dict(sorted(auto_closed.items())),
+        "final": dict(sorted(Counter(case.status.value for case in finals).items())),
+    }
+    if counts.rows_rejected_other:
+        summary["rows_rejected_other"] = counts.rows_rejected_other
+    if outbox is not None:
+        summary["reminder_emails_in_outbox"] = _count_reminder_emails(outbox)
+    return summary
+
+
+def _rule_status(case: Case) -> str:
+    last_change = next(
+        entry
+        for entry in reversed(case.history)
+        if entry.event == "status_changed" and entry.to_status is Status.CLOSED
+    )
+    assert last_change.from_status is not None
+    return last_change.from_status.value
+
+
+def _count_reminder_emails(outbox: Path) -> int:
+    count = 0
+    for sub in ("new", "cur"):
+        folder = outbox / sub
+        if folder.exists():
+            for file in folder.iterdir():
+                with file.open("rb") as message:
+                    head = message.read(4096)
+                if b"X-Casedesk-Notice: reminder" in head:
+                    count += 1
+    return count
+
+
+async def replay_log(
+    path: Path,
+    *,
+    limit: int | None = None,
+    address: str | None = None,
+    outbox: Path | None = None,
+    policy: CasePolicy | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Replay the log at ``path`` and return the summary.
+
+    Without ``address`` a private time-skipping test server is started and
+    stopped; with one, that server must be a time-skipping test server too,
+    because the replay moves its clock.
+    """
+    log_data = read_incident_log(path, limit)
+    policy = policy or case_policy()
+    task_queue = f"casedesk-replay-{int(time.time())}"
+    with tempfile.TemporaryDirectory(prefix="casedesk-replay-") as scratch:
+        outbox = outbox or Path(scratch) / "outbox"
+        settings = EmailSettings(outbox_dir=outbox)
+        if address is None:
+            env = await WorkflowEnvironment.start_time_skipping(
+                data_converter=pydantic_data_converter,
+                test_server_existing_path=str(
+                    Path(sys.executable).parent / "temporal-test-server"
+                ),
+            )
+            async with env:
+                return await _replay_on(
+                    env.client, log_data, task_queue, settings, policy, progress
+                )
+        client = await Client.connect(address, data_converter=pydantic_data_converter)
+        return await _replay_on(
+            client, log_data, task_queue, settings, policy, progress
+        )
+
+
+async def _replay_on(
+    client: Client,
+    log_data: IncidentLog,
+    task_queue: str,
+    settings: EmailSettings,
+    policy: CasePolicy,
+    progress: bool,
+) -> dict[str, Any]:
+    clock = TestServerClock(client)
+    try:
+        await clock.now()
+    except RPCError as err:
+        if err.status == RPCStatusCode.UNIMPLEMENTED:
+            raise ValueError(
+                "the server does not support time skipping, and a replay moves the "
+                "server's clock through a year of history; leave out --address to use a "
+                "private time-skipping server, or point it at a running "
+                "temporal-test-server"
+            ) from err
+        raise
+    await ensure_search_attributes(client)
+    # The replay keeps thousands of cases open at once; a larger cache saves
+    # replaying their histories on every workflow task.
+    worker = build_worker(
+        client,
+        task_queue=task_queue,
+        email_settings=settings,
+        max_cached_workflows=10_000,
+        max_concurrent_workflow_tasks=200,
+    )
+    async with worker:
+        replayer = Replayer(client, clock, task_queue=task_queue, policy=policy)
+        counts, finals = await replayer.run(log_data, progress)
+    return summarize(log_data, counts, finals, settings.outbox_dir)
+
+
+def run_replay_command(args: argparse.Namespace) -> int:
+    from starter.logs import configure_logging
+
+    configure_logging("WARNING")
+    if not args.path.exists():
+        print(f"casedesk replay: {args.path} not found", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        summary = asyncio.run(
+            replay_log(
+                args.path,
+                limit=args.limit,
+                address=args.address,
+                progress=not args.no_progress,
+            )
+        )
+    except ValueError as err:
+        print(f"casedesk replay: {err}", file=sys.stderr)
+        return 2
+    elapsed = time.monotonic() - started
+    text = json.dumps(summary, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+    print(
+        f"replayed {summary['rows_read']} rows of {summary['incidents']} incidents in "
+        f"{elapsed:.1f} s ({summary['rows_read'] / max(elapsed, 1e-9):.0f} rows/s)",
+        file=sys.stderr,
+    )
+    return 0
