@@ -5,10 +5,10 @@ queries and updates and carry it whole across continue-as-new. Every method
 that changes it takes the current time as an argument and never reads a clock.
 """
 
+import importlib.resources
 import re
 from datetime import datetime
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
@@ -57,6 +57,17 @@ CASE_NUMBER_PATTERN = re.compile(r"\A[A-Za-z0-9-]{1,32}\Z")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+def _load_zone_names() -> frozenset[str]:
+    # The tzdata package lists the IANA zone names it ships. The system's zone
+    # folder also holds names such as "localtime" that follow the host's
+    # settings, so deadlines would depend on which worker computed them.
+    listing = importlib.resources.files("tzdata").joinpath("zones").read_text()
+    return frozenset(listing.split())
+
+
+IANA_ZONE_NAMES = _load_zone_names()
+
+
 def _reject_control_characters(value: str, field: str) -> str:
     if _CONTROL_CHARACTERS.search(value):
         raise ValueError(
@@ -80,13 +91,11 @@ class Institution(BaseModel):
     def _known_time_zone(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        if value not in IANA_ZONE_NAMES:
             raise ValueError(
                 f"unknown time zone {value!r}: use an IANA name such as "
                 "'Europe/Berlin' or 'America/New_York', or leave it out for UTC"
-            ) from None
+            )
         return value
 
     @field_validator("id", "name")
@@ -562,7 +571,8 @@ def _check_work_plan_allowed(
         raise CaseRuleError(
             "work_plan_priority",
             f"a case in 'Pending Work Plan' must have priority Normal or Low, not "
-            f"{priority.value!r}; import it in another status or lower its priority",
+            f"{priority.value!r}; keep its priority at Normal or Low, or move it out of "
+            "Pending Work Plan first (an import: import it in another status)",
         )
     if affects_multiple_institutions:
         raise CaseRuleError(

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 from dateutil.tz import resolve_imaginary
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from domain.statuses import Status
 
@@ -142,6 +142,26 @@ class CasePolicy(BaseModel):
     awaiting_customer_confirmation_closure: CalendarPeriod = CalendarPeriod(days=14)
     pending_customer_testing_closure: CalendarPeriod = CalendarPeriod(months=3)
     pending_work_plan_closure: CalendarPeriod = CalendarPeriod(months=24)
+
+    @model_validator(mode="after")
+    def _periods_make_sense(self) -> "CasePolicy":
+        for name in type(self).model_fields:
+            if getattr(self, name) == CalendarPeriod():
+                raise ValueError(
+                    f"{name} is zero, which would act the moment a case enters the status; "
+                    "give a positive period such as '7d'"
+                )
+        reference = datetime(2001, 1, 1, tzinfo=UTC)
+        reminder = add_period(reference, self.pending_customer_input_reminder, None)
+        closure = add_period(reference, self.pending_customer_input_closure, None)
+        if reminder >= closure:
+            raise ValueError(
+                "pending_customer_input_reminder "
+                f"({self.pending_customer_input_reminder.describe()}) must be shorter than "
+                f"pending_customer_input_closure ({self.pending_customer_input_closure.describe()}), "
+                "or the reminder would never be sent"
+            )
+        return self
 
     def rules_for(self, status: Status) -> list[StatusDeadlineRule]:
         """Return the timed actions of ``status``, earliest kind first."""

@@ -86,7 +86,7 @@ class SupportCase:
     # ---- updates
 
     @workflow.update(description="Move the case to another status.")
-    async def change_status(self, input: ChangeStatusInput) -> Case:
+    def change_status(self, input: ChangeStatusInput) -> Case:
         return self._apply_update(lambda case: self._apply_change_status(case, input))
 
     @change_status.validator
@@ -98,7 +98,7 @@ class SupportCase:
     @workflow.update(
         description="Add a comment; a customer's comment may move the status."
     )
-    async def add_comment(self, input: AddCommentInput) -> Case:
+    def add_comment(self, input: AddCommentInput) -> Case:
         return self._apply_update(lambda case: self._apply_add_comment(case, input))
 
     @add_comment.validator
@@ -108,7 +108,7 @@ class SupportCase:
         )
 
     @workflow.update(description="Change the priority; deadlines do not move.")
-    async def change_priority(self, input: ChangePriorityInput) -> Case:
+    def change_priority(self, input: ChangePriorityInput) -> Case:
         return self._apply_update(lambda case: self._apply_change_priority(case, input))
 
     @change_priority.validator
