@@ -8,6 +8,7 @@ profile); everything else from the CASE_* and SMTP_* variables in README.md.
 """
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -26,7 +27,7 @@ from temporalio.worker import Worker
 
 from activities.email import EmailActivities, EmailSettings
 from starter.config import client_connect_config, task_queue
-from starter.logs import configure_logging
+from starter.logs import configure_logging, temporal_runtime
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 from workflows.support_case import SupportCase
 
@@ -119,7 +120,7 @@ async def main() -> int:
     configure_logging(os.environ.get("CASE_LOG_LEVEL", "INFO"))
     config = client_connect_config()
     queue = task_queue()
-    client = await Client.connect(**config)
+    client = await Client.connect(**config, runtime=temporal_runtime())
     try:
         created = await ensure_search_attributes(client)
     except SearchAttributesMissing as err:
@@ -151,4 +152,11 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    exit_code = asyncio.run(main())
+    # The Temporal client's Rust threads can crash CPython while it finalizes
+    # (temporalio/sdk-python issue 300: SIGABRT or SIGSEGV with
+    # "PyGILState_Release" after a clean stop). The worker has shut down and
+    # its logs are flushed, so leave without interpreter teardown.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(exit_code)

@@ -8,11 +8,14 @@ accepted the message but before the activity completed.
 """
 
 import asyncio
+import email.policy
 import hashlib
 import os
+import re
 import smtplib
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -85,13 +88,22 @@ class EmailSettings:
         return bool(self.smtp_host and self.smtp_port)
 
 
+# Headers are never folded below 998 characters, the line limit of RFC 5322.
+# The email package (CPython 3.11 to 3.13) folds a long non-ASCII Subject into
+# adjacent encoded-words and loses the space between them, so a reader shows
+# "Zeitschriften  –Größe" for "Zeitschriften – Größe".
+# NOTE: an unfolded encoded-word can exceed RFC 2047's 75 characters; the
+# common mail readers decode it, a strict one may show it raw.
+MESSAGE_POLICY = email.policy.default.clone(max_line_length=998)
+
+
 def message_id(email: CaseEmail, settings: EmailSettings) -> str:
     return f"<{email.message_key}@{settings.mail_domain}>"
 
 
 def compose(email: CaseEmail, settings: EmailSettings, now: datetime) -> EmailMessage:
     """Build the message. Header values come from validated single-line fields."""
-    message = EmailMessage()
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = settings.from_address
     message["To"] = formataddr((email.to_name, email.to_email))
     message["Date"] = format_datetime(now)
@@ -197,24 +209,51 @@ class EmailActivities:
                     smtp.login(settings.smtp_username, settings.smtp_password or "")
                 smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as err:
-            codes = sorted({code for code, _ in err.recipients.values()})
-            if all(code >= 500 for code in codes):
+            replies = list(err.recipients.values())
+            # "from None" keeps the refused addresses out of the cause chain,
+            # which the worker logs with the traceback and Temporal stores in
+            # the workflow history.
+            if all(code >= 500 for code, _ in replies):
                 raise ApplicationError(
-                    f"the mail server rejected the recipient permanently (SMTP {codes})",
+                    "the mail server rejected the recipient permanently "
+                    f"(SMTP {_describe_replies(replies)})",
                     type="EmailRejected",
                     non_retryable=True,
-                ) from err
-            raise
+                ) from None
+            raise ApplicationError(
+                "the mail server rejected the recipient temporarily "
+                f"(SMTP {_describe_replies(replies)}); Temporal retries the activity",
+                type="EmailDeferred",
+            ) from None
         except smtplib.SMTPResponseException as err:
-            if err.smtp_code >= 500 and not isinstance(
-                err, smtplib.SMTPServerDisconnected
-            ):
+            reply = _describe_replies([(err.smtp_code, err.smtp_error)])
+            if err.smtp_code >= 500:
                 raise ApplicationError(
-                    f"the mail server rejected the message permanently (SMTP {err.smtp_code})",
+                    f"the mail server rejected the message permanently (SMTP {reply})",
                     type="EmailRejected",
                     non_retryable=True,
-                ) from err
-            raise
+                ) from None
+            raise ApplicationError(
+                "the mail server rejected the message temporarily "
+                f"(SMTP {reply}); Temporal retries the activity",
+                type="EmailDeferred",
+            ) from None
+
+
+# Mail servers often repeat the recipient's address in a reply, as in Postfix's
+# "550 5.1.1 <ann@example.org>: Recipient address rejected: User unknown".
+_EMAIL_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>@:;,]+>?")
+
+
+def _describe_replies(replies: Sequence[tuple[int, bytes | str]]) -> str:
+    """Join SMTP replies into one line, with every email address replaced."""
+    described = []
+    for code, text in replies:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
+        one_line = " ".join(text.split())
+        described.append(f"{code} {_EMAIL_ADDRESS.sub('<address>', one_line)}")
+    return "; ".join(described)
 
 
 def write_to_maildir(folder: Path, message: EmailMessage) -> bool:

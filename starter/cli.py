@@ -21,6 +21,7 @@ from domain.case import Actor, Case, CaseInput
 from domain.statuses import InstallationType, Priority, Role, Status
 from starter import client as cases
 from starter.config import case_policy, client_connect_config, task_queue
+from starter.logs import temporal_runtime
 from workflows.messages import AddCommentInput, ChangePriorityInput, ChangeStatusInput
 
 EXIT_REJECTED = 1
@@ -179,7 +180,9 @@ async def _run(args: argparse.Namespace) -> int:
         print(f"casedesk {args.command}: invalid input: {err}", file=sys.stderr)
         return EXIT_INVALID
     try:
-        client = await Client.connect(**client_connect_config())
+        client = await Client.connect(
+            **client_connect_config(), runtime=temporal_runtime()
+        )
     except RuntimeError as err:
         print(
             f"casedesk: cannot connect to Temporal: {err}; start it with 'make run' or set "

@@ -66,6 +66,10 @@ PRIORITY_MAP = {
 REPLAY_ACTOR = Actor(role=Role.SUPPORT, name="incident log replay")
 # How many incidents are acted on at once at the same instant.
 CONCURRENCY = 64
+# Deadlines due this soon after a row's instant fire before the row; see
+# Replayer._fire_deadlines_due_near. Rows are whole minutes apart, so this
+# never reorders them.
+TIMER_GUARD = timedelta(seconds=5)
 
 
 @dataclass
@@ -178,7 +182,6 @@ class IncidentReplay:
         self.replayer = replayer
         self.case: Case | None = None
         self.handle: WorkflowHandle[SupportCase, Case] | None = None
-        self.workflow_done = False
 
     def case_input(
         self, first: Row, status_since: datetime, policy: CasePolicy
@@ -216,7 +219,7 @@ class IncidentReplay:
         The server fires timers while its clock moves; the worker may still be
         running the workflow task when the clock stops.
         """
-        while self.case is not None and not self.workflow_done:
+        while self.case is not None:
             due = [d for d in self.case.deadlines if d.due_at <= instant]
             if not due:
                 return
@@ -330,6 +333,8 @@ class Replayer:
             by_incident: dict[int, tuple[IncidentReplay, list[Row]]] = {}
             for replay, row in timeline[instant]:
                 by_incident.setdefault(id(replay), (replay, []))[1].append(row)
+            acting = [replay for replay, _ in by_incident.values()]
+            await self._fire_deadlines_due_near(acting, at)
             await asyncio.gather(
                 *(apply_rows(replay, rows, at) for replay, rows in by_incident.values())
             )
@@ -349,6 +354,36 @@ class Replayer:
             await asyncio.gather(*(r.final() for r in replays if r.handle is not None))
         )
         return counts, finals
+
+    async def _fire_deadlines_due_near(
+        self, acting: list["IncidentReplay"], at: datetime
+    ) -> None:
+        """Let every deadline of ``acting`` due by ``at`` plus a guard fire before their rows.
+
+        A case enters a status a few milliseconds after the clock lands, so a
+        later row on the deadline's minute falls just before the timer. The
+        time-skipping test server strands a run whose workflow task cancels a
+        timer that fired while the worker held the task: it rejects the
+        completion ("invalid history builder state for action",
+        temporalio/sdk-java issue 3088) and never sends the task again. Firing
+        such deadlines first also keeps the rule that a row stamped at a
+        deadline comes after that timer.
+        """
+        horizon = at + TIMER_GUARD
+        due = [
+            deadline.due_at
+            for replay in acting
+            if replay.case is not None
+            for deadline in replay.case.deadlines
+            if deadline.due_at <= horizon
+        ]
+        if not due:
+            return
+        latest = max(due)
+        await self.clock.advance_to(latest + timedelta(milliseconds=1))
+        await asyncio.gather(
+            *(replay.refresh_until_deadlines_passed(latest) for replay in acting)
+        )
 
 
 def summarize(

@@ -1,16 +1,25 @@
 """Helpers shared by the test suite: case inputs, outbox reading and polling."""
 
 import asyncio
+import calendar
 import email
 import email.policy
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from domain.case import Actor, Case
 from domain.deadlines import CasePolicy
+from domain.statuses import Role, Status
+from workflows.messages import ChangeStatusInput
+from workflows.support_case import SupportCase
 
 T = TypeVar("T")
 
@@ -92,3 +101,113 @@ async def assert_eventually(
 
 def iso(value: datetime) -> str:
     return value.isoformat()
+
+
+# ---- cases on the time-skipping test server
+
+SUPPORT = Actor(role=Role.SUPPORT, name="Sam Support")
+CUSTOMER = Actor(role=Role.CUSTOMER, name="Ann Lee")
+
+
+def set_status(
+    status: Status, actor: Actor = SUPPORT, note: str = ""
+) -> ChangeStatusInput:
+    return ChangeStatusInput(status=status, actor=actor, note=note)
+
+
+async def sleep_until(env: WorkflowEnvironment, moment: datetime) -> None:
+    """Advance the time-skipping server's clock to ``moment``, firing the timers due before it."""
+    now = await env.get_current_time()
+    if moment <= now:
+        raise ValueError(
+            f"cannot sleep until {moment.isoformat()}: the server clock is already at "
+            f"{now.isoformat()} and only moves forward"
+        )
+    await env.sleep(moment - now)
+
+
+async def final_case(
+    env: WorkflowEnvironment, handle: WorkflowHandle[SupportCase, Case]
+) -> Case:
+    """Wait for a closed case's run to end and return its Case, keeping the clock locked.
+
+    On the Java test server, ``handle.result()`` unlocks time skipping while it
+    waits, so the server jumps to its next timer. That timer can be another
+    case's deadline, or the 24-hour schedule-to-close timeout of an email
+    activity that has already completed (measured with temporal-test-server 1.40).
+    """
+    with env.auto_time_skipping_disabled():
+        return await handle.result()
+
+
+async def read_case(
+    env: WorkflowEnvironment, handle: WorkflowHandle[SupportCase, Case]
+) -> Case:
+    """Return the case's state, waiting for the run to end once the case is Closed.
+
+    It queries instead of calling ``handle.describe()``: the Java test server
+    keeps an unset search attribute as a null payload, and temporalio 1.35
+    raises TypeError decoding it, so describe fails once a case has had a
+    deadline and then none.
+    """
+    case = await handle.query(SupportCase.get_case)
+    if case.is_closed:
+        return await final_case(env, handle)
+    return case
+
+
+@dataclass
+class TimeSkippingCases:
+    """Cases started on one task queue of the time-skipping server.
+
+    The Java test server loses a pending timer when a second worker picks up
+    the workflow. A timer that fires while no worker polls its task queue
+    stops time skipping for the whole server, so every later sleep hangs. Run
+    one worker from before the first case starts until ``close_open_cases``
+    has ended every run.
+    """
+
+    env: WorkflowEnvironment
+    task_queue: str
+    outbox: Path
+    handles: dict[str, WorkflowHandle[SupportCase, Case]] = field(default_factory=dict)
+
+    async def start(
+        self, case_number: str | None = None, **overrides: Any
+    ) -> tuple[str, WorkflowHandle[SupportCase, Case]]:
+        """Start a case from ``case_input(case_number, **overrides)``."""
+        number = case_number or new_case_number()
+        handle = await self.env.client.start_workflow(
+            SupportCase.run,
+            case_input(number, **overrides),
+            id=f"case-{number}",
+            task_queue=self.task_queue,
+        )
+        self.handles[number] = handle
+        return number, handle
+
+    async def close_open_cases(self) -> list[Case]:
+        """Close every case still open as support and return the final Case of every run."""
+        finished = []
+        for handle in self.handles.values():
+            case = await handle.query(SupportCase.get_case)
+            if not case.is_closed:
+                await handle.execute_update(
+                    SupportCase.change_status,
+                    set_status(Status.CLOSED, note="test finished"),
+                )
+            finished.append(await final_case(self.env, handle))
+        return finished
+
+
+def add_calendar_months(moment: datetime, months: int) -> datetime:
+    """Return the same time of day ``months`` calendar months later, in ``moment``'s zone.
+
+    A day missing from the target month becomes its last day. Tests compare
+    ``domain.deadlines.add_period`` with it, so it does not use dateutil.
+    """
+    month_index = moment.month - 1 + months
+    year = moment.year + month_index // 12
+    month = month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)

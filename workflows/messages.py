@@ -44,8 +44,9 @@ class ContinuedCase(BaseModel):
     recent_update_ids: list[str] = Field(default_factory=list)
 
 
-# The workflow takes a plain JSON object so that a malformed one can be
-# reported clearly instead of failing the workflow task again and again. It is
-# either a CaseInput or {"continued_as_new": ContinuedCase}.
-WorkflowInput = dict[str, Any]
+# The workflow takes any JSON value and validates it itself, so that a
+# malformed input is reported clearly instead of failing the workflow task
+# again and again, as a failed decode into a typed argument does. A valid one
+# is a CaseInput object or {"continued_as_new": ContinuedCase}.
+WorkflowInput = Any
 CONTINUED_AS_NEW_KEY = "continued_as_new"

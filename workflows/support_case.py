@@ -60,7 +60,7 @@ class InvalidCaseInput(ValueError):
 @workflow.defn(name="SupportCase")
 class SupportCase:
     @workflow.init
-    def __init__(self, input: WorkflowInput) -> None:
+    def __init__(self, input: WorkflowInput = None, *extra: WorkflowInput) -> None:
         self._changes = 0
         self._emails_in_flight = 0
         self._recent_update_ids: list[str] = []
@@ -68,14 +68,19 @@ class SupportCase:
         self._input_error: str | None = None
         self._case: Case | None = None
         try:
+            if extra:
+                raise InvalidCaseInput(
+                    f"the workflow takes one argument, the case, but got {1 + len(extra)}"
+                )
             self._case = self._load(input)
         except (ValidationError, CaseRuleError, InvalidCaseInput) as err:
             self._input_error = _describe_error(err)
 
     def _load(self, input: Any) -> Case:
         if not isinstance(input, dict):
+            received = "nothing" if input is None else type(input).__name__
             raise InvalidCaseInput(
-                f"the workflow input must be a JSON object, not {type(input).__name__}"
+                f"the workflow input must be a JSON object, not {received}"
             )
         if CONTINUED_AS_NEW_KEY in input:
             carried = ContinuedCase.model_validate(input[CONTINUED_AS_NEW_KEY])
@@ -157,7 +162,7 @@ class SupportCase:
     # ---- the main loop
 
     @workflow.run
-    async def run(self, input: WorkflowInput) -> Case:
+    async def run(self, input: WorkflowInput = None, *extra: WorkflowInput) -> Case:
         if self._input_error is not None:
             raise ApplicationError(
                 f"invalid case input: {self._input_error}",
