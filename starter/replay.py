@@ -2,7 +2,7 @@
 
 Each incident becomes a case. Its rows are applied in order at their own
 times on a time-skipping Temporal test server, so the reminders and closures
-the log never had happen exactly when casedesk's timers say they would. The
+the log never had happen at the times casedesk's timers compute. The
 summary counts come from the workflows' final records and the email outbox.
 """
 

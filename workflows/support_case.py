@@ -1,7 +1,7 @@
 """The SupportCase workflow: one durable run per support case.
 
 The workflow applies the rules of ``domain.case.Case`` to updates, signals and
-timers. It holds no rule of its own beyond how Temporal delivers messages:
+timers. It has no rule of its own beyond how Temporal delivers messages:
 updates are validated and answered, signals are recorded as rejected when
 invalid, and deadlines are durable timers re-armed after every change.
 """

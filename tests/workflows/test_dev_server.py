@@ -474,7 +474,7 @@ async def test_continue_as_new_keeps_state_and_deadline(
 ) -> None:
     desk = low_history_desk
     policy = short_policy(
-        pending_customer_input_reminder=4, pending_customer_input_closure=20
+        pending_customer_input_reminder=4, pending_customer_input_closure=30
     )
     number, handle = await open_case(desk, policy=policy)
     first_run_id = (await handle.describe()).run_id
@@ -490,7 +490,7 @@ async def test_continue_as_new_keeps_state_and_deadline(
     assert len(reminded.deadlines) == 1
     closure_deadline = reminded.deadlines[0]
     assert closure_deadline.rule == "pending_customer_input_closure"
-    assert closure_deadline.due_at == pending.status_since + timedelta(seconds=20)
+    assert closure_deadline.due_at == pending.status_since + timedelta(seconds=30)
 
     # Internal comments and priority changes leave the status, and so the
     # deadlines, as they are, while each one adds history events.
@@ -528,7 +528,7 @@ async def test_continue_as_new_keeps_state_and_deadline(
     assert closed.closure.at >= closure_deadline.due_at
     # The run began after the 4 s reminder, so a timer re-armed by it would
     # come due at least 4 s after the original closure time.
-    assert closed.closure.at < latest_run_started + timedelta(seconds=20)
+    assert closed.closure.at < latest_run_started + timedelta(seconds=30)
     assert closed.reminders_sent == 1
     assert len(notices(desk.outbox, number, "reminder")) == 1
     assert len(notices(desk.outbox, number, "closure")) == 1

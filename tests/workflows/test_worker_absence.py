@@ -75,8 +75,8 @@ async def test_overdue_reminder_sent_once_after_restart(
     task_queue = new_task_queue()
     settings = EmailSettings(outbox_dir=outbox)
     policy = {
-        "pending_customer_input_reminder": {"seconds": 4},
-        "pending_customer_input_closure": {"seconds": 20},
+        "pending_customer_input_reminder": {"seconds": 8},
+        "pending_customer_input_closure": {"seconds": 25},
     }
 
     async with build_worker(client, task_queue=task_queue, email_settings=settings):
@@ -84,13 +84,13 @@ async def test_overdue_reminder_sent_once_after_restart(
             client, task_queue, Status.PENDING_CUSTOMER_INPUT, policy
         )
     entered = pending.status_since
-    reminder_due = entered + timedelta(seconds=4)
-    closure_due = entered + timedelta(seconds=20)
+    reminder_due = entered + timedelta(seconds=8)
+    closure_due = entered + timedelta(seconds=25)
     # The worker must be gone before the reminder comes due, or this test
     # shows nothing about a missing worker.
     assert datetime.now(UTC) < reminder_due
 
-    await sleep_until(entered + timedelta(seconds=8))
+    await sleep_until(entered + timedelta(seconds=12))
     await assert_eventually(lambda: timer_fired(handle))
     assert notices(outbox, number, "reminder") == []
     restarted_at = datetime.now(UTC)
@@ -113,8 +113,8 @@ async def test_overdue_reminder_sent_once_after_restart(
     assert closed.closure is not None
     assert closed.closure.rule == "pending_customer_input_closure"
     assert closed.closure.at >= closure_due
-    # Counted from the late reminder, the closure would come due 20 s after it.
-    assert closed.closure.at < reminded[0].at + timedelta(seconds=20)
+    # Counted from the late reminder, the closure would come due 25 s after it.
+    assert closed.closure.at < reminded[0].at + timedelta(seconds=25)
 
 
 async def test_comment_beats_closure_in_same_task(
@@ -123,13 +123,13 @@ async def test_comment_beats_closure_in_same_task(
     client = dev_env.client
     task_queue = new_task_queue()
     settings = EmailSettings(outbox_dir=outbox)
-    policy = {"awaiting_customer_confirmation_closure": {"seconds": 3}}
+    policy = {"awaiting_customer_confirmation_closure": {"seconds": 6}}
 
     async with build_worker(client, task_queue=task_queue, email_settings=settings):
         number, handle, awaiting = await open_case_in(
             client, task_queue, Status.AWAITING_CUSTOMER_CONFIRMATION, policy
         )
-    closure_due = awaiting.status_since + timedelta(seconds=3)
+    closure_due = awaiting.status_since + timedelta(seconds=6)
     assert datetime.now(UTC) < closure_due
 
     # The closure timer fires with no worker to act on it, so the signal
