@@ -493,15 +493,23 @@ class Case(BaseModel):
         )
 
     def record_rejected_signal(
-        self, signal: str, reason: str, requested_status: Status | None, now: datetime
+        self,
+        signal: str,
+        reason: str,
+        requested_status: Status | None,
+        actor_role: str,
+        actor_name: str,
+        now: datetime,
     ) -> None:
+        """Record a rejected signal with the sender it claimed ("unknown" when none)."""
         self._append_history(
             HistoryEntry(
                 at=now,
                 event="signal_rejected",
                 from_status=self.status,
                 to_status=requested_status,
-                actor_role=SYSTEM_ROLE,
+                actor_role=actor_role,
+                actor_name=actor_name,
                 note=f"signal {signal!r} rejected: {reason}"[:MAX_NOTE_LENGTH],
                 rejected=True,
             )

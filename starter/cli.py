@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from domain.case import Actor, Case, CaseInput
+from domain.case import CASE_NUMBER_PATTERN, Actor, Case, CaseInput
 from domain.statuses import InstallationType, Priority, Role, Status
 from starter import client as cases
 from starter.config import case_policy, client_connect_config, task_queue
@@ -176,7 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(args: argparse.Namespace) -> int:
     try:
         request = _build_request(args)
-    except (ValidationError, ValueError) as err:
+    except ValidationError as err:
+        print(
+            f"casedesk {args.command}: invalid input: {_problems(err)}", file=sys.stderr
+        )
+        return EXIT_INVALID
+    except ValueError as err:
         print(f"casedesk {args.command}: invalid input: {err}", file=sys.stderr)
         return EXIT_INVALID
     try:
@@ -209,7 +214,21 @@ async def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
 
 
+def _problems(err: ValidationError) -> str:
+    """Render a pydantic error as "field: problem" pairs, without documentation links."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'input'}: {error['msg']}"
+        for error in err.errors()
+    )
+
+
 def _build_request(args: argparse.Namespace) -> Any:
+    for name in ("case_number", "new_case_number"):
+        number = getattr(args, name, None)
+        if args.command != "open" and number and not CASE_NUMBER_PATTERN.match(number):
+            raise ValueError(
+                f"invalid case number {number!r}: use 1 to 32 letters, digits or '-'"
+            )
     if args.command == "open":
         return _open_request(args)
     if args.command in ("status", "comment", "priority"):
@@ -313,6 +332,8 @@ async def _dispatch(client: Client, args: argparse.Namespace, request: Any) -> i
             status=args.status, priority=args.priority, open_only=not args.all
         )
         rows = await cases.list_cases(client, query, limit=args.limit)
+        if rows:
+            print(f"{'CASE':<32} {'STATUS':<32} {'PRIORITY':<9} NEXT DEADLINE")
         for row in rows:
             deadline = row.next_deadline_at.isoformat() if row.next_deadline_at else "-"
             print(
@@ -325,7 +346,10 @@ async def _dispatch(client: Client, args: argparse.Namespace, request: Any) -> i
 
 
 def _summary(case: Case) -> str:
-    return f"case {case.case_number}: {case.status.value} since {case.status_since.isoformat()}"
+    return (
+        f"case {case.case_number}: {case.status.value} since "
+        f"{case.status_since.isoformat()}, priority {case.priority.value}"
+    )
 
 
 def _describe(case: Case) -> str:
@@ -350,12 +374,24 @@ def _describe(case: Case) -> str:
     lines.append("  history:")
     for entry in case.history:
         mark = " (rejected)" if entry.rejected else ""
-        change = f"{entry.from_status or '-'} -> {entry.to_status or '-'}"
+        if entry.from_status is None or entry.from_status == entry.to_status:
+            change = f"in {entry.to_status}"
+        else:
+            change = f"{entry.from_status} -> {entry.to_status or '?'}"
+        actor = entry.actor_role + (
+            f" ({entry.actor_name})" if entry.actor_name else ""
+        )
         lines.append(
-            f"    {entry.at.isoformat()} {entry.event}{mark} {change} by {entry.actor_role}"
+            f"    {entry.at.isoformat()} {entry.event}{mark} {change} by {actor}"
             + (f": {entry.note}" if entry.note else "")
         )
     lines.append(f"  comments:    {len(case.comments)}")
+    for comment in case.comments:
+        author = comment.actor_role.value + (
+            f" ({comment.actor_name})" if comment.actor_name else ""
+        )
+        internal = " [internal]" if comment.internal else ""
+        lines.append(f"    {comment.at.isoformat()} {author}{internal}: {comment.body}")
     return "\n".join(lines)
 
 

@@ -70,8 +70,24 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -
     )
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def run_dev(*, data_dir: Path, port: int, ui_port: int) -> int:
     """Start the dev server, then the worker; stop both on Ctrl-C or SIGTERM."""
+    busy = [number for number in (port, ui_port) if port_in_use(number)]
+    if busy:
+        print(
+            f"casedesk dev: port {', '.join(map(str, busy))} on 127.0.0.1 is already in "
+            "use, perhaps by another Temporal server. Stop it, or choose free ports: "
+            ".venv/bin/casedesk dev --port 17233 --ui-port 18233 (then set "
+            "TEMPORAL_ADDRESS=127.0.0.1:17233 for the casedesk commands)",
+            file=sys.stderr,
+        )
+        return 2
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("TEMPORAL_ADDRESS", f"127.0.0.1:{port}")
@@ -88,7 +104,11 @@ def run_dev(*, data_dir: Path, port: int, ui_port: int) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        wait_for_port(port, server, STARTUP_TIMEOUT_SECONDS)
+        try:
+            wait_for_port(port, server, STARTUP_TIMEOUT_SECONDS)
+        except (RuntimeError, TimeoutError) as err:
+            print(f"casedesk dev: {err}; see its output above", file=sys.stderr)
+            return 1
         worker_script = Path(__file__).resolve().parent.parent / "worker.py"
         worker = subprocess.Popen([sys.executable, str(worker_script)], env=env)
         print(

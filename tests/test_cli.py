@@ -296,3 +296,48 @@ async def test_cli_list_accepts_readme_queries(
         assert number in result.stdout
 
     await assert_eventually(listed)
+
+
+async def test_cli_invalid_case_number_exits_2(cli_env: dict[str, str]) -> None:
+    result = await casedesk(cli_env, "show", "000 555 03")
+
+    assert result.returncode == 2
+    assert "invalid case number '000 555 03'" in result.stderr
+
+
+async def test_cli_errors_carry_no_links(cli_env: dict[str, str]) -> None:
+    result = await casedesk(
+        cli_env, *open_args(new_case_number("CLI"))[:-2], "--contact-email", "x"
+    )
+
+    assert result.returncode == 2
+    assert "contact.email" in result.stderr
+    assert "https://" not in result.stderr
+
+
+async def test_cli_show_lists_actors_and_comments(cli_env: dict[str, str]) -> None:
+    number = new_case_number("CLI")
+    assert (await casedesk(cli_env, *open_args(number))).returncode == 0
+    prioritised = await casedesk(
+        cli_env, "priority", number, "High", "--role", "support", "--name", "Bob"
+    )
+    assert prioritised.returncode == 0, prioritised.stderr
+    assert "priority High" in prioritised.stdout
+    commented = await casedesk(
+        cli_env,
+        "comment",
+        number,
+        "--role",
+        "support",
+        "--name",
+        "Bob",
+        "--body",
+        "On it",
+    )
+    assert commented.returncode == 0, commented.stderr
+
+    shown = await casedesk(cli_env, "show", number)
+
+    assert shown.returncode == 0, shown.stderr
+    assert "priority_changed in New by support (Bob)" in shown.stdout
+    assert "support (Bob): On it" in shown.stdout

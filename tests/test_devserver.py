@@ -159,3 +159,32 @@ def test_dev_runs_persists_and_stops(tmp_path: Path, ports: tuple[int, int]) -> 
         assert second.interrupt() == 0, "".join(second.output)
     finally:
         second.kill()
+
+
+def test_dev_refuses_busy_port(tmp_path: Path, ports: tuple[int, int]) -> None:
+    port, ui_port = ports
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+
+        result = subprocess.run(
+            [
+                str(BIN / "casedesk"),
+                "dev",
+                "--data-dir",
+                str(tmp_path),
+                "--port",
+                str(port),
+                "--ui-port",
+                str(ui_port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "--port" in result.stderr
+    assert "casedesk is running" not in result.stdout
+    assert "Traceback" not in result.stderr

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.case import Case, CaseInput, Deadline
     from domain.deadlines import DeadlineKind
     from domain.errors import CaseRuleError
-    from domain.statuses import Status
+    from domain.statuses import Role, Status
     from workflows.messages import (
         CONTINUED_AS_NEW_KEY,
         AddCommentInput,
@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.search_attributes import CASE_PRIORITY, CASE_STATUS, NEXT_DEADLINE_AT
 
 MessageT = TypeVar("MessageT", bound=BaseModel)
+_CALLER_ROLES = frozenset(role.value for role in Role)
 
 # Update ids are deduplicated by the server within one run; the workflow
 # remembers this many more so a retried update stays applied once across
@@ -90,36 +91,50 @@ class SupportCase:
 
     # ---- updates
 
+    # Update arguments arrive as plain JSON and are parsed here, so a malformed
+    # one is rejected with a readable, non-retryable error rather than the
+    # SDK's generic "Failed decoding arguments".
+
     @workflow.update(description="Move the case to another status.")
-    def change_status(self, input: ChangeStatusInput) -> Case:
-        return self._apply_update(lambda case: self._apply_change_status(case, input))
+    def change_status(self, input: Any) -> Case:
+        request = _parse(ChangeStatusInput, input)
+        return self._apply_update(lambda case: self._apply_change_status(case, request))
 
     @change_status.validator
-    def validate_change_status(self, input: ChangeStatusInput) -> None:
+    def validate_change_status(self, input: Any) -> None:
+        request = _parse(ChangeStatusInput, input)
         self._validate_update(
-            lambda case: case.check_change_status(input.actor, input.status)
+            lambda case: case.check_change_status(request.actor, request.status)
         )
 
     @workflow.update(
         description="Add a comment; a customer's comment may move the status."
     )
-    def add_comment(self, input: AddCommentInput) -> Case:
-        return self._apply_update(lambda case: self._apply_add_comment(case, input))
+    def add_comment(self, input: Any) -> Case:
+        request = _parse(AddCommentInput, input)
+        return self._apply_update(lambda case: self._apply_add_comment(case, request))
 
     @add_comment.validator
-    def validate_add_comment(self, input: AddCommentInput) -> None:
+    def validate_add_comment(self, input: Any) -> None:
+        request = _parse(AddCommentInput, input)
         self._validate_update(
-            lambda case: case.check_add_comment(input.actor, input.body, input.internal)
+            lambda case: case.check_add_comment(
+                request.actor, request.body, request.internal
+            )
         )
 
     @workflow.update(description="Change the priority; deadlines do not move.")
-    def change_priority(self, input: ChangePriorityInput) -> Case:
-        return self._apply_update(lambda case: self._apply_change_priority(case, input))
+    def change_priority(self, input: Any) -> Case:
+        request = _parse(ChangePriorityInput, input)
+        return self._apply_update(
+            lambda case: self._apply_change_priority(case, request)
+        )
 
     @change_priority.validator
-    def validate_change_priority(self, input: ChangePriorityInput) -> None:
+    def validate_change_priority(self, input: Any) -> None:
+        request = _parse(ChangePriorityInput, input)
         self._validate_update(
-            lambda case: case.check_change_priority(input.actor, input.priority)
+            lambda case: case.check_change_priority(request.actor, request.priority)
         )
 
     # ---- signals: the same actions, fire-and-forget
@@ -147,8 +162,11 @@ class SupportCase:
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
         known = "add_comment, change_priority, change_status"
+        payload = args[0].payload if len(args) == 1 else None
         self._reject_signal(
-            name, f"unknown signal name {name!r}; send one of: {known}", None
+            name,
+            f"unknown signal name {name!r}; send one of: {known}",
+            _decode_raw(payload),
         )
 
     # ---- queries
@@ -388,6 +406,7 @@ class SupportCase:
             raise ApplicationError(
                 f"{err} (case {self._case.case_number} is in {self._case.status.value!r})",
                 type=err.code,
+                non_retryable=True,
             ) from err
 
     def _handle_signal(
@@ -408,20 +427,23 @@ class SupportCase:
         try:
             message = model.model_validate(args[0])
         except ValidationError as err:
-            self._reject_signal(name, _describe_error(err), _requested_status(args[0]))
+            self._reject_signal(name, _describe_error(err), args[0])
             return
         try:
             apply(self._case, message)
         except CaseRuleError as err:
-            self._reject_signal(name, str(err), _requested_status(args[0]))
+            self._reject_signal(name, str(err), args[0])
             return
         self._changed(self._case)
 
-    def _reject_signal(self, name: str, reason: str, requested: Status | None) -> None:
+    def _reject_signal(self, name: str, reason: str, payload: Any) -> None:
         case = self._case
         if case is None:
             return
-        case.record_rejected_signal(name, reason, requested, workflow.now())
+        role, actor_name = _claimed_actor(payload)
+        case.record_rejected_signal(
+            name, reason, _requested_status(payload), role, actor_name, workflow.now()
+        )
         workflow.logger.warning(
             "case.signal_rejected",
             extra={"case": case.case_number, "signal": name, "reason": reason},
@@ -484,6 +506,37 @@ def _describe_error(err: Exception) -> str:
             problems.append(f"{location}: {error['msg']}")
         return "; ".join(problems)
     return str(err)
+
+
+def _parse(model: type[MessageT], raw: Any) -> MessageT:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ApplicationError(
+            f"invalid {model.__name__}: {_describe_error(err)}",
+            type="invalid_argument",
+            non_retryable=True,
+        ) from None
+
+
+def _claimed_actor(raw: Any) -> tuple[str, str]:
+    """Return the role and name a rejected signal claims, for the audit trail."""
+    actor = raw.get("actor") if isinstance(raw, dict) else None
+    if not isinstance(actor, dict):
+        return "unknown", ""
+    role = actor.get("role")
+    name = actor.get("name")
+    known_role = role if isinstance(role, str) and role in _CALLER_ROLES else "unknown"
+    return known_role, name[:200] if isinstance(name, str) else ""
+
+
+def _decode_raw(payload: Any) -> Any:
+    if payload is None:
+        return None
+    try:
+        return workflow.payload_converter().from_payload(payload)
+    except Exception:  # noqa: BLE001 - any undecodable payload is just unattributed
+        return None
 
 
 def _requested_status(raw: Any) -> Status | None:

@@ -441,7 +441,9 @@ def priority_change(case: Case, now: datetime) -> None:
 
 
 def rejected_signal(case: Case, now: datetime) -> None:
-    case.record_rejected_signal("change_status", "not allowed", Status.NEW, now)
+    case.record_rejected_signal(
+        "change_status", "not allowed", Status.NEW, "customer", "Ann Lee", now
+    )
 
 
 @pytest.mark.parametrize(
@@ -764,11 +766,18 @@ def test_rejected_signal_marked() -> None:
     case = open_case()
 
     case.record_rejected_signal(
-        "change_status", "not allowed", Status.PENDING_RELEASE, NOW
+        "change_status",
+        "not allowed",
+        Status.PENDING_RELEASE,
+        "customer",
+        "Ann Lee",
+        NOW,
     )
     entry = case.model_dump(mode="json")["history"][-1]
 
     assert entry["rejected"] is True
+    assert entry["actor_role"] == "customer"
+    assert entry["actor_name"] == "Ann Lee"
     assert entry["event"] == "signal_rejected"
     assert entry["to_status"] == "Pending Release"
     assert "not allowed" in entry["note"]
@@ -778,7 +787,9 @@ def test_rejected_signal_marked() -> None:
 def test_history_capped() -> None:
     case = open_case()
     for index in range(MAX_HISTORY_ENTRIES + 5):
-        case.record_rejected_signal(f"signal-{index}", "unknown signal", None, NOW)
+        case.record_rejected_signal(
+            f"signal-{index}", "unknown signal", None, "unknown", "", NOW
+        )
 
     assert len(case.history) == MAX_HISTORY_ENTRIES
     assert case.history_entries_dropped == 6
