@@ -4,11 +4,11 @@
 
 Connection settings come from Temporal's environment configuration
 (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS and API-key variables, or a
-profile); everything else from the CASE_* and SMTP_* variables in README.md.
+profile). Everything else comes from the CASE_* and SMTP_* variables in
+README.md.
 """
 
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -27,7 +27,7 @@ from temporalio.worker import Worker
 
 from activities.email import EmailActivities, EmailSettings
 from starter.config import client_connect_config, task_queue
-from starter.logs import configure_logging, temporal_runtime
+from starter.logs import configure_logging, exit_without_teardown, temporal_runtime
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 from workflows.support_case import SupportCase
 
@@ -152,11 +152,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    exit_code = asyncio.run(main())
-    # The Temporal client's Rust threads can crash CPython while it finalizes
-    # (temporalio/sdk-python issue 300: SIGABRT or SIGSEGV with
-    # "PyGILState_Release" after a clean stop). The worker has shut down and
-    # its logs are flushed, so leave without interpreter teardown.
-    logging.shutdown()
-    sys.stdout.flush()
-    os._exit(exit_code)
+    exit_without_teardown(asyncio.run(main()))

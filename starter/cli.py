@@ -7,7 +7,6 @@ input or configuration, 3 when the case does not exist or is already Closed.
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from domain.case import CASE_NUMBER_PATTERN, Actor, Case, CaseInput
 from domain.statuses import InstallationType, Priority, Role, Status
 from starter import client as cases
 from starter.config import case_policy, client_connect_config, task_queue
-from starter.logs import temporal_runtime
+from starter.logs import exit_without_teardown, temporal_runtime
 from workflows.messages import AddCommentInput, ChangePriorityInput, ChangeStatusInput
 
 EXIT_REJECTED = 1
@@ -164,13 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = asyncio.run(_run(args))
     except KeyboardInterrupt:
         code = 130
-    # The Temporal client's Rust threads can crash CPython while it finalizes
-    # a short-lived process (temporalio/sdk-python issue 300: SIGSEGV or
-    # "PyGILState_Release" after the command already succeeded). The command's
-    # work is done, so flush and leave without interpreter teardown.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_without_teardown(code)
 
 
 async def _run(args: argparse.Namespace) -> int:

@@ -53,6 +53,12 @@ def dev_server_command(data_dir: Path, port: int, ui_port: int) -> list[str]:
     return command
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -60,20 +66,12 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -
             raise RuntimeError(
                 f"the Temporal dev server exited with status {process.returncode}"
             )
-        with socket.socket() as probe:
-            probe.settimeout(0.5)
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if port_in_use(port):
+            return
         time.sleep(0.2)
     raise TimeoutError(
         f"the Temporal dev server did not listen on port {port} in {timeout} s"
     )
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def run_dev(*, data_dir: Path, port: int, ui_port: int) -> int:

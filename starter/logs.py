@@ -1,7 +1,9 @@
 """JSON logs through structlog, for structlog loggers and the standard library alike."""
 
 import logging
+import os
 import sys
+from typing import NoReturn
 
 import structlog
 from temporalio import activity, workflow
@@ -71,3 +73,17 @@ def temporal_runtime() -> Runtime:
             )
         )
     )
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """Flush logs and standard streams, then end the process at once with ``code``.
+
+    The Temporal client's Rust threads can crash CPython while it finalizes a
+    process that has finished its work: SIGSEGV or SIGABRT with
+    "PyGILState_Release" (temporalio/sdk-python issue 300). Skipping the
+    interpreter's teardown avoids that.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from domain.case import Actor, Case
+from domain.case import Actor, Case, HistoryEntry
 from domain.deadlines import CasePolicy
 from domain.statuses import Role, Status
 from workflows.messages import ChangeStatusInput
@@ -211,3 +211,39 @@ def add_calendar_months(moment: datetime, months: int) -> datetime:
     month = month_index % 12 + 1
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
+
+
+CaseHandle = WorkflowHandle[SupportCase, Case]
+ONE_SECOND = timedelta(seconds=1)
+
+
+def events(case: Case, event: str) -> list[HistoryEntry]:
+    return [entry for entry in case.history if entry.event == event]
+
+
+def assert_within_second_after(actual: datetime, expected: datetime) -> None:
+    assert expected <= actual < expected + ONE_SECOND, (
+        f"{actual.isoformat()} is not within one second after {expected.isoformat()}"
+    )
+
+
+def open_args(number: str, *extra: str) -> list[str]:
+    """Return the arguments of a valid `casedesk open` for case ``number``."""
+    return [
+        "open",
+        "--case-number",
+        number,
+        "--subject",
+        "Login fails",
+        "--institution-id",
+        "inst-1",
+        "--institution-name",
+        "Example University",
+        "--time-zone",
+        "Europe/Berlin",
+        "--contact-name",
+        "Ann Lee",
+        "--contact-email",
+        "ann@example.org",
+        *extra,
+    ]

@@ -12,7 +12,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import EmailSettings
-from tests.helpers import assert_eventually, new_case_number, new_task_queue
+from tests.helpers import assert_eventually, new_case_number, new_task_queue, open_args
 from worker import build_worker
 
 BIN = Path(sys.executable).parent
@@ -56,27 +56,6 @@ async def _run(env: dict[str, str], *command: str) -> subprocess.CompletedProces
     return subprocess.CompletedProcess(
         list(command), process.returncode, stdout.decode(), stderr.decode()
     )
-
-
-def open_args(number: str, *extra: str) -> list[str]:
-    return [
-        "open",
-        "--case-number",
-        number,
-        "--subject",
-        "Login fails",
-        "--institution-id",
-        "inst-1",
-        "--institution-name",
-        "Example University",
-        "--time-zone",
-        "Europe/Berlin",
-        "--contact-name",
-        "Ann Lee",
-        "--contact-email",
-        "ann@example.org",
-        *extra,
-    ]
 
 
 async def test_cli_case_lifecycle(cli_env: dict[str, str]) -> None:

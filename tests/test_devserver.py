@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import new_case_number
+from tests.helpers import new_case_number, open_args
 
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 90
@@ -120,22 +120,7 @@ def test_dev_runs_persists_and_stops(tmp_path: Path, ports: tuple[int, int]) -> 
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as page:
             assert page.status == 200
 
-        opened = casedesk(
-            port,
-            "open",
-            "--case-number",
-            number,
-            "--subject",
-            "Login fails",
-            "--institution-id",
-            "inst-1",
-            "--institution-name",
-            "Example University",
-            "--contact-name",
-            "Ann Lee",
-            "--contact-email",
-            "ann@example.org",
-        )
+        opened = casedesk(port, *open_args(number))
         assert opened.returncode == 0, opened.stderr
         moved = casedesk(
             port, "status", number, "Pending Customer Input", "--role", "support"

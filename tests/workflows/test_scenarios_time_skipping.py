@@ -5,68 +5,36 @@ Each scenario keeps one worker running for the whole life of its cases (see
 ``sleep_until``, computing every time from the server's current time.
 """
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-from temporalio.client import WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
-
-from activities.email import EmailSettings
-from domain.case import Case, HistoryEntry
+from domain.case import HistoryEntry
 from domain.statuses import Role, Status
 from tests.helpers import (
     CUSTOMER,
+    ONE_SECOND,
+    CaseHandle,
     TimeSkippingCases,
     add_calendar_months,
     assert_eventually,
+    assert_within_second_after,
+    events,
     final_case,
-    new_task_queue,
     notices,
     read_case,
     set_status,
     sleep_until,
 )
-from worker import build_worker
 from workflows.messages import AddCommentInput
 from workflows.support_case import SupportCase
 
-ONE_SECOND = timedelta(seconds=1)
 BERLIN = ZoneInfo("Europe/Berlin")
 BERLIN_INSTITUTION = {
     "id": "inst-berlin",
     "name": "Berlin State Library",
     "time_zone": "Europe/Berlin",
 }
-
-CaseHandle = WorkflowHandle[SupportCase, Case]
-
-
-@pytest.fixture
-async def cases(
-    ts_env: WorkflowEnvironment, outbox: Path
-) -> AsyncIterator[TimeSkippingCases]:
-    queue = new_task_queue()
-    worker = build_worker(
-        ts_env.client, task_queue=queue, email_settings=EmailSettings(outbox_dir=outbox)
-    )
-    async with worker:
-        started = TimeSkippingCases(ts_env, queue, outbox)
-        yield started
-        await started.close_open_cases()
-
-
-def events(case: Case, event: str) -> list[HistoryEntry]:
-    return [entry for entry in case.history if entry.event == event]
-
-
-def assert_within_second_after(actual: datetime, expected: datetime) -> None:
-    assert expected <= actual < expected + ONE_SECOND, (
-        f"{actual.isoformat()} is not within one second after {expected.isoformat()}"
-    )
 
 
 async def test_leaving_status_cancels_timers(cases: TimeSkippingCases) -> None:

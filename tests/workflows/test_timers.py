@@ -7,53 +7,33 @@ server's current time. Institutions are in UTC unless a test sets a zone.
 """
 
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from temporalio.client import WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
-from activities.email import EmailSettings
-from domain.case import Actor, Case, Deadline, HistoryEntry
+from domain.case import Actor, Case, Deadline
 from domain.statuses import DEPRECATED_STATUSES, Priority, Role, Status
 from tests.helpers import (
     CUSTOMER,
+    ONE_SECOND,
     SUPPORT,
+    CaseHandle,
     TimeSkippingCases,
     add_calendar_months,
     assert_eventually,
+    assert_within_second_after,
+    events,
     final_case,
-    new_task_queue,
     notices,
     set_status,
     sleep_until,
 )
-from worker import build_worker
 from workflows.messages import AddCommentInput, ChangePriorityInput
 from workflows.support_case import SupportCase
 
-ONE_SECOND = timedelta(seconds=1)
 DEVELOPER = Actor(role=Role.DEVELOPMENT, name="Dana Dev")
-
-CaseHandle = WorkflowHandle[SupportCase, Case]
-
-
-@pytest.fixture
-async def cases(
-    ts_env: WorkflowEnvironment, outbox: Path
-) -> AsyncIterator[TimeSkippingCases]:
-    queue = new_task_queue()
-    worker = build_worker(
-        ts_env.client, task_queue=queue, email_settings=EmailSettings(outbox_dir=outbox)
-    )
-    async with worker:
-        started = TimeSkippingCases(ts_env, queue, outbox)
-        yield started
-        await started.close_open_cases()
 
 
 async def enter_status(
@@ -75,16 +55,6 @@ def deadline(case: Case, rule: str) -> Deadline:
     matching = [d for d in case.deadlines if d.rule == rule]
     assert len(matching) == 1, f"expected one {rule} deadline, got {case.deadlines}"
     return matching[0]
-
-
-def events(case: Case, event: str) -> list[HistoryEntry]:
-    return [entry for entry in case.history if entry.event == event]
-
-
-def assert_within_second_after(actual: datetime, expected: datetime) -> None:
-    assert expected <= actual < expected + ONE_SECOND, (
-        f"{actual.isoformat()} is not within one second after {expected.isoformat()}"
-    )
 
 
 async def current_status(handle: CaseHandle) -> Status:

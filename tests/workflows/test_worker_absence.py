@@ -113,8 +113,8 @@ async def test_overdue_reminder_sent_once_after_restart(
     assert closed.closure is not None
     assert closed.closure.rule == "pending_customer_input_closure"
     assert closed.closure.at >= closure_due
-    # The closure keeps its time, counted from entering the status; counted
-    # from the restart or the late reminder it would come at least 4 s later.
+    # The closure keeps its time, counted from entering the status. Counted
+    # from the restart or the late reminder, it would come at least 4 s later.
     assert closed.closure.at - closure_due < timedelta(seconds=3)
     assert closed.closure.at < reminded[0].at + timedelta(seconds=25)
 
