@@ -2,9 +2,9 @@
 
 The workflow derives each message's Message-ID from the case number, the
 status entry and the kind of notice, so a retried activity produces the same
-message. The Maildir outbox stores each Message-ID once; an SMTP server sees
-the same Message-ID again only if the activity is retried after the server
-accepted the message but before the activity completed.
+message. The Maildir outbox stores each Message-ID once. An SMTP server
+receives the same Message-ID again only if the activity is retried after the
+server accepted the message but before the activity completed.
 """
 
 import asyncio
@@ -35,7 +35,7 @@ Notice = Literal["reminder", "closure"]
 
 
 class CaseEmail(BaseModel):
-    """One notice to a case's contact, as the workflow asks for it."""
+    """One notice to a case's contact, as the workflow requests it."""
 
     notice: Notice
     # Unique per case, status entry and notice, such as "case-00012345.2.reminder".

@@ -59,7 +59,7 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def _load_zone_names() -> frozenset[str]:
     # The tzdata package lists the IANA zone names it ships. The system's zone
-    # folder also holds names such as "localtime" that follow the host's
+    # folder also contains names such as "localtime" that follow the host's
     # settings, so deadlines would depend on which worker computed them.
     listing = importlib.resources.files("tzdata").joinpath("zones").read_text()
     return frozenset(listing.split())
@@ -117,7 +117,7 @@ class Contact(BaseModel):
 
 
 class Actor(BaseModel):
-    """Who acts on a case. Only callers' roles are accepted; timers act as the system."""
+    """The person acting on a case, in a caller's role. Timers act as the system instead."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -126,7 +126,7 @@ class Actor(BaseModel):
 
 
 class CaseInput(BaseModel):
-    """What a support system sends to open, import or clone a case."""
+    """The request a support system sends to open, import or clone a case."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -373,7 +373,7 @@ class Case(BaseModel):
     def add_comment(
         self, actor: Actor, body: str, internal: bool, now: datetime
     ) -> None:
-        """Store a comment. A customer's comment moves the case to where support sees it."""
+        """Store a comment. A customer's comment moves the case back to support."""
         self.check_add_comment(actor, body, internal)
         self.comments.append(
             Comment(
@@ -564,7 +564,8 @@ class Case(BaseModel):
             self.history_entries_dropped += overflow
 
 
-# Where a customer's comment moves a case. Staff comments never move it.
+# The status a customer's comment moves a case to, by its current status.
+# Staff comments never move a case.
 CUSTOMER_COMMENT_MOVES: dict[Status, Status] = {
     Status.PENDING_CUSTOMER_INPUT: Status.UPDATE_RECEIVED,
     Status.AWAITING_CUSTOMER_CONFIRMATION: Status.REOPENED,

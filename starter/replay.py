@@ -104,7 +104,7 @@ def _open_csv(path: Path) -> Iterator[dict[str, str]]:
             names = [n for n in archive.namelist() if n.endswith(".csv")]
             if len(names) != 1:
                 raise ValueError(
-                    f"{path} holds {len(names)} CSV files; expected exactly one"
+                    f"{path} contains {len(names)} CSV files; expected exactly one"
                 )
             with archive.open(names[0]) as raw:
                 yield from csv.DictReader(
@@ -447,7 +447,7 @@ async def replay_log(
     """Replay the log at ``path`` and return the summary.
 
     Without ``address`` a private time-skipping test server is started and
-    stopped; with one, that server must be a time-skipping test server too,
+    stopped. With one, that server must be a time-skipping test server too,
     because the replay moves its clock.
     """
     log_data = read_incident_log(path, limit)

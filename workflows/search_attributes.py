@@ -1,4 +1,4 @@
-"""Search attributes that operators filter cases by. None of them holds personal data."""
+"""Search attributes that operators filter cases by. None of them contains personal data."""
 
 from temporalio.common import SearchAttributeKey
 

@@ -201,9 +201,9 @@ class SupportCase:
             await self._wait_for_deadline_or_change(case)
             self._act_on_due_deadlines(case)
 
-        # A closure by a timer, an update or a signal ends up here; the notice
-        # goes out once, then the run completes with the final record. A case
-        # imported as Closed was closed elsewhere, so casedesk sends nothing.
+        # Every closure (by a timer, an update or a signal) ends up here. The
+        # notice goes out once, then the run completes with the final record.
+        # A case imported as Closed was closed elsewhere, so it gets no notice.
         if not case.imported_closed:
             await self._send_email(case, "closure", case.status_entry, closes_at=None)
         await workflow.wait_condition(
