@@ -400,6 +400,8 @@ def _describe(case: Case) -> str:
             f" ({comment.actor_name})" if comment.actor_name else ""
         )
         internal = " [internal]" if comment.internal else ""
+        if not comment.from_contact:
+            internal += " [not the case's contact]"
         lines.append(f"    {comment.at.isoformat()} {author}{internal}: {comment.body}")
     return "\n".join(lines)
 

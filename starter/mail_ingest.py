@@ -382,7 +382,7 @@ async def send_notice(notice: EmailMessage, settings: EmailSettings) -> str:
     """Send ``notice`` by SMTP when configured, or write it to the Maildir outbox.
 
     Returns where it went. Over SMTP the envelope sender is empty, as RFC 3834
-    asks of automatic responses, so a bounce of the notice goes nowhere.
+    recommends for automatic responses, so a bounce of the notice goes nowhere.
     NOTE: a notice sent by SMTP just before the command is stopped, and before
     the reply is marked handled, is sent again when the reply is read again.
     The Maildir outbox stores each Message-ID once.

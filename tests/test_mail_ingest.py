@@ -10,6 +10,7 @@ import email
 import email.policy
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -33,9 +34,13 @@ from domain.statuses import Status
 from starter.mail_ingest import (
     EXIT_INVALID,
     EXIT_NOT_FOUND,
+    EXIT_TEMPORARY_FAILURE,
     Outcome,
+    TemporaryFailure,
     comment_body,
+    compose_clone_notice,
     find_case_number,
+    ingest_maildir_once,
     ingest_message,
     parse_message,
     skip_reason,
@@ -270,6 +275,35 @@ def test_skip_reason_for_bounce_and_own_notice() -> None:
     assert "bounce" in bounce_reason
     assert own_reason is not None
     assert "casedesk notice" in own_reason
+
+
+def test_skip_reason_for_read_receipt() -> None:
+    receipt = reply(subject="Read: [Case 1] Waiting")
+    receipt.make_mixed()
+    receipt.replace_header("Content-Type", "multipart/report")
+    receipt.set_param("report-type", "disposition-notification")
+
+    reason = skip_reason(parse_message(as_bytes(receipt)), SETTINGS)
+
+    assert reason == "automatic reply (read receipt)"
+
+
+def test_clone_notice_escapes_html() -> None:
+    message = reply(subject="Re: <b>urgent</b> & more", sender="Ann <ann@example.org>")
+
+    notice = compose_clone_notice(
+        message, "<m1@example.org>", "42", "Login <fails>", SETTINGS
+    )
+
+    html = notice.get_body(preferencelist=("html",))
+    text = notice.get_body(preferencelist=("plain",))
+    assert html is not None
+    assert text is not None
+    assert "&lt;b&gt;urgent&lt;/b&gt; &amp; more" in html.get_content()
+    assert "Login &lt;fails&gt;" in html.get_content()
+    assert "<b>urgent</b> & more" in text.get_content()
+    assert notice["To"] == "Ann <ann@example.org>"
+    assert notice["Message-ID"].endswith(f"@{DOMAIN}>")
 
 
 def test_find_case_number_prefers_headers() -> None:
@@ -555,6 +589,35 @@ async def test_reply_to_unknown_case(mail_cases: MailCases) -> None:
     assert unmatched.case_number is None
 
 
+async def test_smtp_outage_keeps_message(mail_cases: MailCases, tmp_path: Path) -> None:
+    number = await mail_cases.open()
+    handle = mail_cases.client.get_workflow_handle_for(
+        SupportCase.run, f"case-{number}"
+    )
+    await handle.execute_update(
+        SupportCase.change_status, set_status(Status.CLOSED, SUPPORT)
+    )
+    await handle.result()
+    maildir = tmp_path / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    deliver(maildir, "1.a.host", reply(subject=f"Re: [Case {number}] Closed"))
+    # A bound socket that does not listen, so a connection to it is refused.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as refusing:
+        refusing.bind(("127.0.0.1", 0))
+        settings = EmailSettings(
+            smtp_host="127.0.0.1",
+            smtp_port=refusing.getsockname()[1],
+            smtp_timeout_seconds=5,
+        )
+
+        with pytest.raises(TemporaryFailure, match="clone notice"):
+            await ingest_maildir_once(mail_cases.client, maildir, settings)
+
+    assert [path.name for path in (maildir / "new").iterdir()] == ["1.a.host"]
+    assert list((maildir / "cur").iterdir()) == []
+
+
 # ---- the 14-day closure, on the time-skipping server
 
 
@@ -667,12 +730,34 @@ async def test_command_reads_stdin_and_files(
     assert f"skipped case {number}" in from_file.stdout
     assert "Precedence: bulk" in from_file.stdout
     assert '"event": "mail.skipped"' in from_file.stderr
+    assert f'"case": "{number}"' in from_file.stderr
     assert "ann.lee@example.org" not in from_file.stderr
+    assert "ann.lee@example.org" not in piped.stderr
+    assert "Piped in." not in piped.stderr
     assert unmatched.returncode == EXIT_NOT_FOUND, unmatched.stderr
     assert missing.returncode == EXIT_INVALID
     assert "not found" in missing.stderr
     case = await mail_cases.case(number)
     assert [c.body for c in case.comments] == ["Piped in."]
+
+
+async def test_command_without_temporal(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as refusing:
+        refusing.bind(("127.0.0.1", 0))
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{refusing.getsockname()[1]}",
+        }
+        maildir = tmp_path / "Maildir"
+        for sub in ("tmp", "new", "cur"):
+            (maildir / sub).mkdir(parents=True)
+        deliver(maildir, "1.a.host", reply(subject="Re: [Case 1] Waiting"))
+
+        result = await run_casedesk(env, "mail", "ingest", "--maildir", str(maildir))
+
+    assert result.returncode == EXIT_TEMPORARY_FAILURE, result.stderr
+    assert "cannot connect to Temporal" in result.stderr
+    assert [path.name for path in (maildir / "new").iterdir()] == ["1.a.host"]
 
 
 def deliver(maildir: Path, name: str, message: EmailMessage) -> None:
