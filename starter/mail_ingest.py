@@ -22,34 +22,41 @@ that pipes a message into the command delivers it again later.
 import argparse
 import asyncio
 import contextlib
-import email
 import email.errors
-import email.policy
 import hashlib
-import re
 import signal
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, getaddresses, parseaddr
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Literal
 
-import aiosmtplib
-import jinja2
 import structlog
-from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.email import MESSAGE_POLICY, EmailSettings, write_to_maildir
-from domain.case import CASE_NUMBER_PATTERN, MAX_COMMENT_LENGTH, Actor, Case
+from activities.email import EmailSettings
+from domain.case import Actor, Case
 from domain.statuses import Role
 from starter import client as cases
+from starter.clone_notice import (
+    NoticeNotSentError,
+    NoticeRejectedError,
+    compose_clone_notice,
+    reply_address,
+    send_notice,
+)
+from starter.mail_reading import (
+    comment_body,
+    find_case_number,
+    inbound_message_id,
+    parse_message,
+    sender_address,
+    sender_name,
+    skip_reason,
+)
 from workflows.messages import AddCommentInput
 
 log = structlog.get_logger("casedesk.mail_ingest")
@@ -60,6 +67,11 @@ EXIT_INVALID = 2
 EXIT_NOT_FOUND = 3
 EXIT_TEMPORARY_FAILURE = 75
 
+
+class TemporaryFailure(Exception):
+    """Temporal or the SMTP server failed in a way that a later attempt may not."""
+
+
 Result = Literal["applied", "skipped", "notice_sent", "rejected", "not_found"]
 EXIT_CODES: dict[Result, int] = {
     "applied": EXIT_OK,
@@ -69,27 +81,7 @@ EXIT_CODES: dict[Result, int] = {
     "not_found": EXIT_NOT_FOUND,
 }
 
-# "[Case 00012345]" anywhere in the subject, as every casedesk notice starts.
-SUBJECT_CASE = re.compile(r"\[Case ([A-Za-z0-9-]{1,32})\]", re.IGNORECASE)
-MESSAGE_ID_TOKEN = re.compile(r"<[^<>\s]+>")
-# Subject prefixes of out-of-office replies from common mail servers and
-# clients: Exchange and Outlook ("Automatic reply:"), Gmail ("Out of Office"),
-# and their German and French forms.
-OUT_OF_OFFICE_SUBJECT = re.compile(
-    r"^\s*(automatic reply|auto[- ]?reply|auto[- ]?response|out of (the )?office|"
-    r"abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique|absence)\b",
-    re.IGNORECASE,
-)
-AUTOMATIC_PRECEDENCE = frozenset({"bulk", "auto_reply", "list", "junk"})
-# Languages whose "On ... wrote:" headers and signature markers the reply
-# parser recognises in a reply. English is always included.
-REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl"]
-TRUNCATION_NOTE = "\n[the reply was cut here: {count} more characters]"
 UPDATE_ID_PREFIX = "mail-"
-
-
-class TemporaryFailure(Exception):
-    """Temporal or the SMTP server failed in a way that a later attempt may not."""
 
 
 @dataclass(frozen=True)
@@ -110,307 +102,12 @@ class Outcome:
         return f"{self.result} {case} {self.message_id}: {self.reason}"
 
 
-# ---- reading and classifying a message
-
-
-def parse_message(data: bytes) -> EmailMessage:
-    parsed = email.message_from_bytes(data, policy=email.policy.default)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
-
-
-def own_message_id_pattern(settings: EmailSettings) -> re.Pattern[str]:
-    """Match casedesk's Message-IDs, ``<case-{case_number}.{rest}@{mail_domain}>``."""
-    return re.compile(
-        rf"\A<case-([A-Za-z0-9-]{{1,32}})\.[^@<>\s]+@{re.escape(settings.mail_domain)}>\Z",
-        re.IGNORECASE,
-    )
-
-
-def inbound_message_id(message: EmailMessage, data: bytes) -> str:
-    """Return the message's Message-ID, or a stand-in derived from its bytes when it has none."""
-    found = MESSAGE_ID_TOKEN.search(str(message.get("Message-ID", "")))
-    if found:
-        return found.group()
-    return f"<no-message-id.{hashlib.sha256(data).hexdigest()[:32]}>"
+# ---- applying one message
 
 
 def update_id_for(message_id: str) -> str:
     """Derive the add_comment update id, so the same message is applied once."""
     return UPDATE_ID_PREFIX + hashlib.sha256(message_id.encode()).hexdigest()[:40]
-
-
-def skip_reason(message: EmailMessage, settings: EmailSettings) -> str | None:
-    """Return why ``message`` must not touch a case, or None for a reply by a person.
-
-    The envelope's Return-Path is not consulted: a person's reply sent with an
-    empty Return-Path is still a reply.
-    """
-    if _is_bounce(message):
-        return "bounce (delivery status notification)"
-    if message.get("X-Casedesk-Case") is not None:
-        return "casedesk notice sent back (X-Casedesk-Case header)"
-    own_id = own_message_id_pattern(settings)
-    if own_id.match(str(message.get("Message-ID", "")).strip()):
-        return "casedesk notice sent back (casedesk Message-ID)"
-    auto_submitted = _first_token(message.get("Auto-Submitted"))
-    if auto_submitted and auto_submitted != "no":
-        return f"automatic reply (Auto-Submitted: {auto_submitted})"
-    for header in ("X-Autoreply", "X-Autorespond"):
-        if message.get(header) is not None:
-            return f"automatic reply ({header} header)"
-    precedence = _first_token(message.get("Precedence"))
-    if precedence in AUTOMATIC_PRECEDENCE:
-        return f"automatic reply (Precedence: {precedence})"
-    if (
-        message.get_content_type() == "multipart/report"
-        and message.get_param("report-type") == "disposition-notification"
-    ):
-        return "automatic reply (read receipt)"
-    if OUT_OF_OFFICE_SUBJECT.match(str(message.get("Subject", ""))):
-        return "automatic reply (out-of-office subject)"
-    return None
-
-
-def _first_token(value: object) -> str:
-    """Return a header's value up to its first ';', lower-cased, or '' when absent."""
-    if value is None:
-        return ""
-    return str(value).split(";", 1)[0].strip().lower()
-
-
-def _is_bounce(message: EmailMessage) -> bool:
-    if (
-        message.get_content_type() == "multipart/report"
-        and message.get_param("report-type") == "delivery-status"
-    ):
-        return True
-    if message.get("X-Failed-Recipients") is not None:
-        return True
-    local_part = sender_address(message).split("@", 1)[0]
-    return local_part.lower() == "mailer-daemon"
-
-
-def find_case_number(
-    message: EmailMessage, settings: EmailSettings
-) -> tuple[str | None, str]:
-    """Return the number of the case the message replies to, and how it was found.
-
-    In-Reply-To comes first, then References from the newest entry back, and
-    only then ``[Case N]`` in the subject.
-    """
-    own_id = own_message_id_pattern(settings)
-    references = MESSAGE_ID_TOKEN.findall(str(message.get("References", "")))
-    candidates = [
-        *MESSAGE_ID_TOKEN.findall(str(message.get("In-Reply-To", ""))),
-        *reversed(references),
-    ]
-    for token in candidates:
-        matched = own_id.match(token)
-        if matched:
-            return matched.group(1), "In-Reply-To/References"
-    subject = SUBJECT_CASE.search(str(message.get("Subject", "")))
-    if subject and CASE_NUMBER_PATTERN.match(subject.group(1)):
-        return subject.group(1), "subject"
-    return None, "none"
-
-
-def sender_address(message: EmailMessage) -> str:
-    return parseaddr(str(message.get("From", "")))[1].strip()
-
-
-def sender_name(message: EmailMessage) -> str:
-    name = parseaddr(str(message.get("From", "")))[0]
-    return " ".join(name.split())[:200]
-
-
-# ---- the comment text
-
-
-def comment_body(message: EmailMessage) -> str:
-    """Build the comment: the new part of the reply, then the attachments by name and size."""
-    reply = new_reply_text(message)
-    attachments = attachment_lines(message)
-    listing = "\n".join(["Attachments:", *attachments]) if attachments else ""
-    room = MAX_COMMENT_LENGTH - len(listing) - 2
-    if len(reply) > room:
-        cut = room - len(TRUNCATION_NOTE.format(count=len(reply)))
-        reply = reply[:cut] + TRUNCATION_NOTE.format(count=len(reply) - cut)
-    return "\n\n".join(part for part in (reply, listing) if part)
-
-
-def new_reply_text(message: EmailMessage) -> str:
-    """Return the text the sender wrote, without quoted history and signature."""
-    part = message.get_body(preferencelist=("plain", "html"))
-    if not isinstance(part, EmailMessage):
-        return ""
-    text = _decoded_text(part)
-    if part.get_content_subtype() == "html":
-        text = html_to_text(text)
-    parsed = EmailReplyParser(languages=REPLY_LANGUAGES).read(text)
-    newest = parsed.replies[0] if parsed.replies else None
-    # A reply that starts with an "On ... wrote:" header has no new text of
-    # its own; the parser then returns the quoted part first.
-    if newest is None or newest.headers:
-        return ""
-    # Lines quoted inline, between the sender's own lines, are history too.
-    lines = [line for line in newest.body.splitlines() if not line.startswith(">")]
-    return "\n".join(lines).strip()
-
-
-def _decoded_text(part: EmailMessage) -> str:
-    try:
-        content = part.get_content()
-    except (LookupError, UnicodeDecodeError):
-        # An unknown or wrong charset: keep what decodes as UTF-8.
-        payload = part.get_payload(decode=True)
-        raw = payload if isinstance(payload, bytes) else b""
-        content = raw.decode("utf-8", errors="replace")
-    return content if isinstance(content, str) else ""
-
-
-def attachment_lines(message: EmailMessage) -> list[str]:
-    lines = []
-    for part in message.walk():
-        if part.is_multipart() or part.get_content_disposition() != "attachment":
-            continue
-        payload = part.get_payload(decode=True)
-        size = len(payload) if isinstance(payload, bytes) else 0
-        name = " ".join((part.get_filename() or "unnamed").split())
-        lines.append(f"- {name} ({size:,} bytes, {part.get_content_type()})")
-    return lines
-
-
-class _TextExtractor(HTMLParser):
-    """Collect an HTML body's text, leaving out quoted blocks, styles and scripts."""
-
-    SKIPPED = frozenset({"blockquote", "style", "script", "head", "title"})
-    BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.chunks: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIPPED:
-            self._skipping += 1
-        elif tag in self.BREAKS:
-            self.chunks.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIPPED:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self.BREAKS:
-            self.chunks.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.chunks.append(data)
-
-
-def html_to_text(html: str) -> str:
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
-    lines = (" ".join(line.split()) for line in "".join(extractor.chunks).split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-# ---- the notice sent in reply to a message for a Closed case
-
-_templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("activities", "templates"),
-    autoescape=jinja2.select_autoescape(["html"]),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-)
-
-
-def compose_clone_notice(
-    message: EmailMessage,
-    message_id: str,
-    case_number: str,
-    case_subject: str | None,
-    settings: EmailSettings,
-) -> EmailMessage:
-    """Build the notice sent in reply to a message for a Closed case.
-
-    Its Message-ID has casedesk's form and is derived from the reply's, so the
-    notice is recognised if it comes back and is written to the outbox once.
-    """
-    recipient = _reply_address(message)
-    reply_subject = " ".join(str(message.get("Subject", "")).split())
-    values = {
-        "name": sender_name(message),
-        "case_number": case_number,
-        "case_subject": case_subject,
-        "reply_subject": reply_subject or f"Case {case_number}",
-    }
-    digest = hashlib.sha256(message_id.encode()).hexdigest()[:24]
-    notice = EmailMessage(policy=MESSAGE_POLICY)
-    notice["From"] = settings.from_address
-    notice["To"] = formataddr((sender_name(message), recipient))
-    notice["Subject"] = f"[Case {case_number}] Closed case: your message was not added"
-    notice["Date"] = format_datetime(datetime.now(UTC))
-    notice["Message-ID"] = (
-        f"<case-{case_number}.clone-notice.{digest}@{settings.mail_domain}>"
-    )
-    notice["In-Reply-To"] = message_id
-    references = MESSAGE_ID_TOKEN.findall(str(message.get("References", "")))
-    notice["References"] = " ".join([*references[-10:], message_id])
-    # RFC 3834 marks a message sent in response to another as "auto-replied".
-    notice["Auto-Submitted"] = "auto-replied"
-    notice["X-Casedesk-Case"] = case_number
-    notice["X-Casedesk-Notice"] = "clone-notice"
-    notice.set_content(_templates.get_template("clone_notice.txt").render(values))
-    notice.add_alternative(
-        _templates.get_template("clone_notice.html").render(values), subtype="html"
-    )
-    return notice
-
-
-def _reply_address(message: EmailMessage) -> str:
-    reply_to = getaddresses([str(message.get("Reply-To", ""))])
-    for _, address in reply_to:
-        if "@" in address:
-            return address
-    return sender_address(message)
-
-
-async def send_notice(notice: EmailMessage, settings: EmailSettings) -> str:
-    """Send ``notice`` by SMTP when configured, or write it to the Maildir outbox.
-
-    Returns where it went. Over SMTP the envelope sender is empty, as RFC 3834
-    recommends for automatic responses, so a bounce of the notice goes nowhere.
-    NOTE: a notice sent by SMTP just before the command is stopped, and before
-    the reply is marked handled, is sent again when the reply is read again.
-    The Maildir outbox stores each Message-ID once.
-    """
-    if not settings.uses_smtp:
-        written = await asyncio.to_thread(write_to_maildir, settings.outbox_dir, notice)
-        return "outbox" if written else "outbox (already there)"
-    recipient = parseaddr(str(notice["To"]))[1]
-    smtp = aiosmtplib.SMTP(
-        hostname=settings.smtp_host,
-        port=settings.smtp_port,
-        use_tls=settings.smtp_security == "tls",
-        start_tls=settings.smtp_security == "starttls",
-        timeout=settings.smtp_timeout_seconds,
-    )
-    try:
-        async with smtp:
-            if settings.smtp_username:
-                await smtp.login(settings.smtp_username, settings.smtp_password or "")
-            await smtp.sendmail("", [recipient], notice.as_bytes())
-    except (aiosmtplib.SMTPException, OSError) as err:
-        raise TemporaryFailure(
-            f"sending the clone notice failed: {type(err).__name__}"
-        ) from None
-    return "smtp"
-
-
-# ---- applying one message
 
 
 async def ingest_message(
@@ -529,7 +226,7 @@ async def _answer_closed(
     case: Case | None,
     settings: EmailSettings,
 ) -> Outcome:
-    if not _reply_address(message):
+    if not reply_address(message):
         return _record(
             "skipped",
             message_id,
@@ -539,7 +236,18 @@ async def _answer_closed(
     notice = compose_clone_notice(
         message, message_id, case_number, case.subject if case else None, settings
     )
-    delivered_to = await send_notice(notice, settings)
+    try:
+        delivered_to = await send_notice(notice, settings)
+    except NoticeNotSentError as err:
+        raise TemporaryFailure(str(err)) from err
+    except NoticeRejectedError as err:
+        return _record(
+            "skipped",
+            message_id,
+            case_number,
+            f"reply to a Closed case; the SMTP server rejected the clone notice "
+            f"permanently ({err})",
+        )
     return _record(
         "notice_sent",
         message_id,

@@ -31,20 +31,22 @@ from temporalio.testing import WorkflowEnvironment
 from activities.email import CaseEmail, EmailSettings, compose
 from domain.case import Case
 from domain.statuses import Status
+from starter.clone_notice import compose_clone_notice
 from starter.mail_ingest import (
     EXIT_INVALID,
     EXIT_NOT_FOUND,
     EXIT_TEMPORARY_FAILURE,
     Outcome,
     TemporaryFailure,
-    comment_body,
-    compose_clone_notice,
-    find_case_number,
     ingest_maildir_once,
     ingest_message,
+    update_id_for,
+)
+from starter.mail_reading import (
+    comment_body,
+    find_case_number,
     parse_message,
     skip_reason,
-    update_id_for,
 )
 from tests.helpers import (
     SUPPORT,
@@ -180,6 +182,21 @@ class Delivery:
 class RecordingHandler:
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
+        # When set, the reply to every RCPT TO in place of accepting it.
+        self.recipient_reply: str | None = None
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if self.recipient_reply is not None:
+            return self.recipient_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope
@@ -556,6 +573,30 @@ async def test_closed_case_gets_clone_notice(
     assert echoed.result == "skipped", echoed
     assert len(handler.deliveries) == 1
     assert (await handle.result()).comments == []
+
+
+async def test_clone_notice_rejected_permanently(
+    mail_cases: MailCases, smtp_server: tuple[RecordingHandler, int]
+) -> None:
+    handler, port = smtp_server
+    handler.recipient_reply = "550 5.1.1 <ann.lee@example.org>: User unknown"
+    number = await mail_cases.open()
+    handle = mail_cases.client.get_workflow_handle_for(
+        SupportCase.run, f"case-{number}"
+    )
+    await handle.execute_update(
+        SupportCase.change_status, set_status(Status.CLOSED, SUPPORT)
+    )
+    await handle.result()
+    settings = EmailSettings(smtp_host="127.0.0.1", smtp_port=port)
+    message = reply(subject=f"Re: [Case {number}] Closed")
+
+    outcome = await ingest_message(mail_cases.client, as_bytes(message), settings)
+
+    assert outcome.result == "skipped", outcome
+    assert "rejected the clone notice permanently (SMTP [550])" in outcome.reason
+    assert "ann.lee" not in outcome.reason
+    assert handler.deliveries == []
 
 
 async def test_closed_case_notice_in_outbox_once(mail_cases: MailCases) -> None:
