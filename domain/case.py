@@ -200,6 +200,9 @@ class Comment(BaseModel):
     actor_name: str = ""
     body: str
     internal: bool = False
+    # False for a comment from someone other than the case's contact, such as
+    # a colleague who replies to an email notice. It never moves the status.
+    from_contact: bool = True
 
 
 class Deadline(BaseModel):
@@ -371,9 +374,14 @@ class Case(BaseModel):
             )
 
     def add_comment(
-        self, actor: Actor, body: str, internal: bool, now: datetime
+        self,
+        actor: Actor,
+        body: str,
+        internal: bool,
+        now: datetime,
+        from_contact: bool = True,
     ) -> None:
-        """Store a comment. A customer's comment moves the case back to support."""
+        """Store a comment. A comment by the case's contact moves the case back to support."""
         self.check_add_comment(actor, body, internal)
         self.comments.append(
             Comment(
@@ -382,10 +390,11 @@ class Case(BaseModel):
                 actor_name=actor.name,
                 body=body,
                 internal=internal,
+                from_contact=from_contact,
             )
         )
         self.last_action = f"comment by {actor.role.value}"
-        if actor.role is not Role.CUSTOMER:
+        if actor.role is not Role.CUSTOMER or not from_contact:
             return
         target = CUSTOMER_COMMENT_MOVES.get(self.status)
         if target is not None:

@@ -21,6 +21,7 @@ from domain.statuses import InstallationType, Priority, Role, Status
 from starter import client as cases
 from starter.config import case_policy, client_connect_config, task_queue
 from starter.logs import exit_without_teardown, temporal_runtime
+from starter.mail_ingest import add_ingest_arguments, run_ingest
 from workflows.messages import AddCommentInput, ChangePriorityInput, ChangeStatusInput
 
 EXIT_REJECTED = 1
@@ -137,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", action="store_true", help="hide the progress bar"
     )
 
+    mail = commands.add_parser("mail", help="read customers' email replies")
+    mail_commands = mail.add_subparsers(dest="mail_command", required=True)
+    ingest = mail_commands.add_parser(
+        "ingest",
+        help="add replies to their cases as comments; skip automatic mail",
+        description="Read RFC 5322 messages and add each customer reply to its "
+        "case. Exit status: 0 when every message was applied, skipped or "
+        "replied to with a notice, 1 when a case rejected a comment, 2 for invalid input, 3 when "
+        "a message names no case or an unknown one, 75 when Temporal or the SMTP "
+        "server could not be reached.",
+    )
+    add_ingest_arguments(ingest)
+
     dev = commands.add_parser(
         "dev", help="start the Temporal dev server with its Web UI, and the worker"
     )
@@ -155,7 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_dev(data_dir=args.data_dir, port=args.port, ui_port=args.ui_port)
     try:
-        if args.command == "replay":
+        if args.command == "mail":
+            code = asyncio.run(run_ingest(args))
+        elif args.command == "replay":
             from starter.replay import run_replay_command
 
             code = run_replay_command(args)
@@ -384,6 +400,8 @@ def _describe(case: Case) -> str:
             f" ({comment.actor_name})" if comment.actor_name else ""
         )
         internal = " [internal]" if comment.internal else ""
+        if not comment.from_contact:
+            internal += " [not the case's contact]"
         lines.append(f"    {comment.at.isoformat()} {author}{internal}: {comment.body}")
     return "\n".join(lines)
 

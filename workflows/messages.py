@@ -27,6 +27,9 @@ class AddCommentInput(BaseModel):
     actor: Actor
     body: str
     internal: bool = False
+    # False when the author is not the case's contact: the comment is stored
+    # but does not move the status.
+    from_contact: bool = True
 
 
 class ChangePriorityInput(BaseModel):

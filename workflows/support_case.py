@@ -361,12 +361,19 @@ class SupportCase:
 
     def _apply_add_comment(self, case: Case, input: AddCommentInput) -> None:
         previous = case.status
-        case.add_comment(input.actor, input.body, input.internal, workflow.now())
+        case.add_comment(
+            input.actor,
+            input.body,
+            input.internal,
+            workflow.now(),
+            from_contact=input.from_contact,
+        )
         workflow.logger.info(
             "case.comment_added",
             extra={
                 "case": case.case_number,
                 "actor_role": input.actor.role.value,
+                "from_contact": input.from_contact,
                 "status_from": previous.value,
                 "status_to": case.status.value,
             },

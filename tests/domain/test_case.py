@@ -512,6 +512,25 @@ def test_customer_comment_moves_status(status: Status, target: Status) -> None:
     assert case.comments[-1].body == "Here is the log file."
 
 
+@pytest.mark.parametrize(
+    "status", [move[0] for move in CUSTOMER_MOVES], ids=lambda s: s.value
+)
+def test_non_contact_comment_keeps_status(status: Status) -> None:
+    case = in_status(status)
+    entry_before = case.status_entry
+    deadlines_before = list(case.deadlines)
+
+    case.add_comment(
+        CUSTOMER, "My colleague is away.", False, NOW + timedelta(days=1), False
+    )
+
+    assert case.status is status
+    assert case.status_entry == entry_before
+    assert case.deadlines == deadlines_before
+    assert case.comments[-1].body == "My colleague is away."
+    assert case.comments[-1].from_contact is False
+
+
 @pytest.mark.parametrize("internal", [False, True])
 @pytest.mark.parametrize("role", STAFF_ROLES, ids=lambda role: role.value)
 @pytest.mark.parametrize(
