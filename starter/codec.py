@@ -78,7 +78,7 @@ class KeyRing:
     ) -> "KeyRing":
         """Parse ``KEY_ID=BASE64_KEY`` entries separated by commas or line breaks."""
         keys: dict[str, bytes] = {}
-        for raw in re.split(r"[,\n]", text):
+        for number, raw in enumerate(re.split(r"[,\n]", text), start=1):
             entry = raw.strip()
             if not entry or entry.startswith("#"):
                 continue
@@ -86,7 +86,7 @@ class KeyRing:
             key_id = key_id.strip()
             if not separator or not KEY_ID_PATTERN.fullmatch(key_id):
                 raise KeyConfigError(
-                    f"{source}: invalid entry {_redact(entry)!r}; write KEY_ID=BASE64_KEY, "
+                    f"{source}: invalid entry number {number}; write KEY_ID=BASE64_KEY, "
                     "with a key id of letters, digits, '.', '_' or '-'"
                 )
             if key_id in keys:
@@ -113,12 +113,6 @@ def _decode_key(encoded: str, key_id: str, source: str) -> bytes:
             "32 bytes (casedesk new-key prints a 32-byte one)"
         )
     return key
-
-
-def _redact(entry: str) -> str:
-    """Return ``entry`` without its key material, for error messages."""
-    key_id, _, _ = entry.partition("=")
-    return f"{key_id[:64]}=..." if "=" in entry else f"{entry[:8]}..."
 
 
 def new_key_entry(key_id: str) -> str:
