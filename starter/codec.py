@@ -50,11 +50,11 @@ KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class KeyConfigError(ValueError):
-    """The encryption settings are invalid; the message names the setting and the fix."""
+    """Invalid encryption settings. The message names the setting and the fix."""
 
 
 class DecryptionError(ValueError):
-    """A payload could not be decrypted with the configured keys."""
+    """A payload that the configured keys cannot decrypt."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def key_ring_from_env(environ: Mapping[str, str] | None = None) -> KeyRing | Non
 
 
 class EncryptionCodec(PayloadCodec):
-    """Encrypt payloads with AES-GCM under the current key; decrypt under any known key.
+    """Encrypt payloads with AES-GCM under the current key, and decrypt under any known key.
 
     The whole serialized payload (data and metadata, so the JSON encoding too)
     is the plaintext, and the key id is its associated data, so a payload

@@ -138,7 +138,7 @@ def build_app(codec: PayloadCodec, settings: CodecServerSettings) -> web.Applica
         return await transform(request, codec.decode)
 
     async def preflight(request: web.Request) -> web.Response:
-        # The guard middleware answers preflights; this route only makes
+        # The guard middleware handles preflights. This route only makes
         # OPTIONS a known method on both paths.
         return web.Response(status=204)
 

@@ -1,6 +1,6 @@
 """Histories recorded with the payload codec replay with the configured keys.
 
-They hold only ciphertext, so the replay must decrypt them with the keys of
+They contain only ciphertext, so the replay must decrypt them with the keys of
 the recording (``tests/histories/encrypted/test-only.keys``), including after
 a new key has become the current one.
 """

@@ -160,7 +160,7 @@ async def run_case(
 
 
 async def stored_history_bytes(server: Server, workflow_id: str) -> dict[str, bytes]:
-    """Return the case's history as the SDK, the gRPC API and the database hold it."""
+    """Return the case's history as the SDK, the gRPC API and the database contain it."""
     client = server.env.client
     fetched = await client.get_workflow_handle(workflow_id).fetch_history()
     raw = await client.workflow_service.get_workflow_execution_history(

@@ -251,7 +251,7 @@ CONTINUED_AS_NEW_ARGS = [
 ]
 
 
-def test_key_converter() -> DataConverter:
+def recording_converter() -> DataConverter:
     return data_converter({"CASE_ENCRYPTION_KEYS_FILE": str(TEST_KEYS_FILE)})
 
 
@@ -307,7 +307,7 @@ async def main(names: list[str]) -> None:
     for name, scenario in ENCRYPTED_SCENARIOS.items():
         if name in chosen:
             await record(
-                name, scenario, [], folder=ENCRYPTED, converter=test_key_converter()
+                name, scenario, [], folder=ENCRYPTED, converter=recording_converter()
             )
     if "continued_as_new" in chosen:
         await record("continued_as_new", continued_as_new, CONTINUED_AS_NEW_ARGS)
