@@ -8,12 +8,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from starter.devserver import dev_server_command
 from tests.conftest import BIN
 from tests.test_devserver import free_port
 
@@ -293,3 +295,20 @@ def test_server_listens_on_loopback_only(codec_server: CodecServer) -> None:
     local_addresses = [line.split()[3] for line in listening.stdout.splitlines()]
 
     assert local_addresses == [f"127.0.0.1:{port}"]
+
+
+def test_dev_command_sets_ui_codec_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASE_UI_CODEC_ENDPOINT", "http://127.0.0.1:8081")
+
+    command = dev_server_command(Path("var"), 7233, 8233)
+
+    flag = command.index("--ui-codec-endpoint")
+    assert command[flag + 1] == "http://127.0.0.1:8081"
+
+
+def test_dev_command_without_codec_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CASE_UI_CODEC_ENDPOINT", raising=False)
+
+    command = dev_server_command(Path("var"), 7233, 8233)
+
+    assert "--ui-codec-endpoint" not in command
