@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.email import EmailActivities, EmailSettings
-from starter.codec import KeyConfigError
+from starter.codec import EncryptionCodec, KeyConfigError
 from starter.config import client_connect_config, task_queue
 from starter.logs import configure_logging, exit_without_teardown, temporal_runtime
 from starter.versioning import worker_deployment_config
@@ -156,7 +156,7 @@ async def main() -> int:
         namespace=client.namespace,
         task_queue=queue,
         email="smtp" if settings.uses_smtp else f"maildir {settings.outbox_dir}",
-        encryption=config["data_converter"].payload_codec is not None,
+        encryption=isinstance(config["data_converter"].payload_codec, EncryptionCodec),
         deployment=deployment.version.deployment_name if deployment else None,
         build_id=deployment.version.build_id if deployment else None,
     )

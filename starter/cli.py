@@ -21,6 +21,7 @@ from domain.case import CASE_NUMBER_PATTERN, Actor, Case, CaseInput
 from domain.statuses import InstallationType, Priority, Role, Status
 from starter import client as cases
 from starter.codec import (
+    DecryptionError,
     EncryptionCodec,
     KeyConfigError,
     key_ring_from_env,
@@ -248,6 +249,9 @@ async def _run(args: argparse.Namespace) -> int:
     except (cases.CaseNotFoundError, cases.CaseClosedError) as err:
         print(str(err), file=sys.stderr)
         return EXIT_NOT_FOUND
+    except DecryptionError as err:
+        print(f"casedesk {args.command}: cannot read the case: {err}", file=sys.stderr)
+        return EXIT_INVALID
     except RPCError as err:
         print(
             f"casedesk {args.command}: Temporal returned an error: {err}",

@@ -214,16 +214,39 @@ class EncryptionCodec(PayloadCodec):
         return decoded
 
 
+class NoKeysCodec(PayloadCodec):
+    """A codec that leaves payloads unencrypted and rejects encrypted ones with the fix.
+
+    Without it, a client or worker with no keys meets an encrypted payload as
+    the payload converter's bare "Unknown payload encoding" error.
+    """
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        for payload in payloads:
+            if payload.metadata.get("encoding") == ENCRYPTED_ENCODING:
+                key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(
+                    errors="replace"
+                )
+                raise DecryptionError(
+                    f"payload encrypted with key id {key_id!r}, but no encryption keys "
+                    f"are configured; set {KEYS_ENV} or {KEYS_FILE_ENV} as for the worker"
+                )
+        return list(payloads)
+
+
 def with_encryption(
     converter: DataConverter, key_ring: KeyRing | None
 ) -> DataConverter:
-    """Return ``converter`` with the encryption codec, or unchanged when ``key_ring`` is None.
+    """Return ``converter`` with the encryption codec, or with ``NoKeysCodec`` without keys.
 
     Failure messages and stack traces are moved into an encoded payload too,
     because an error text can quote a value the customer sent.
     """
     if key_ring is None:
-        return converter
+        return replace(converter, payload_codec=NoKeysCodec())
     return replace(
         converter,
         payload_codec=EncryptionCodec(key_ring),

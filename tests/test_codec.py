@@ -16,6 +16,7 @@ from starter.codec import (
     EncryptionCodec,
     KeyConfigError,
     KeyRing,
+    NoKeysCodec,
     key_ring_from_env,
     new_key_entry,
 )
@@ -180,9 +181,26 @@ def test_key_id_without_keys_rejected() -> None:
         key_ring_from_env({"CASE_ENCRYPTION_KEY_ID": "k1"})
 
 
-def test_no_settings_means_no_encryption() -> None:
+async def test_no_settings_means_no_encryption() -> None:
+    converter = data_converter({})
+    plain = json_payload(SECRET_TEXT)
+
     assert key_ring_from_env({}) is None
-    assert data_converter({}).payload_codec is None
+    assert isinstance(converter.payload_codec, NoKeysCodec)
+    assert await converter.payload_codec.encode([plain]) == [plain]
+    assert await converter.payload_codec.decode([plain]) == [plain]
+
+
+async def test_no_keys_names_fix_for_encrypted() -> None:
+    [encrypted] = await EncryptionCodec(ring(f"k1={OLD_KEY}")).encode(
+        [json_payload("x")]
+    )
+
+    with pytest.raises(DecryptionError) as caught:
+        await NoKeysCodec().decode([encrypted])
+
+    assert "'k1'" in str(caught.value)
+    assert "CASE_ENCRYPTION_KEYS" in str(caught.value)
 
 
 def test_new_key_entry_is_usable() -> None:

@@ -37,7 +37,9 @@ from starter import client as cases
 from starter.config import data_converter
 from tests.conftest import BIN, DEV_SERVER_ARGS
 from tests.helpers import case_input, new_case_number, new_task_queue
+from tests.test_cli import casedesk
 from tests.test_codec_server import TEST_KEYS, TEST_TOKEN, running_codec_server
+from tests.test_end_to_end import start_worker_process
 from worker import build_worker
 from workflows.messages import AddCommentInput, ChangeStatusInput
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
@@ -313,3 +315,75 @@ def payload_data(value: Any) -> bytes:
     if isinstance(value, list):
         return b"".join(payload_data(item) for item in value)
     return b""
+
+
+async def test_worker_and_cli_processes_encrypt(
+    server: Server, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """worker.py and the casedesk CLI read the keys from the environment."""
+    personal = PersonalData.unique()
+    case_number = new_case_number("PD")
+    monkeypatch.setenv("CASE_ENCRYPTION_KEYS", TEST_KEYS)
+    monkeypatch.delenv("CASE_ENCRYPTION_KEYS_FILE", raising=False)
+    worker = await start_worker_process(server.address, tmp_path / "worker", outbox)
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": server.address,
+        "CASE_TASK_QUEUE": worker.task_queue,
+    }
+    try:
+        opened = await casedesk(
+            env,
+            "open",
+            "--case-number",
+            case_number,
+            "--subject",
+            personal.subject,
+            "--description",
+            personal.description,
+            "--institution-id",
+            "inst-1",
+            "--institution-name",
+            "Example University",
+            "--contact-name",
+            personal.contact_name,
+            "--contact-email",
+            personal.contact_email,
+        )
+        commented = await casedesk(
+            env,
+            "comment",
+            case_number,
+            "--body",
+            personal.comment,
+            "--role",
+            "support",
+            "--name",
+            personal.support_name,
+        )
+        shown = await casedesk(env, "show", case_number, "--json")
+        without_keys = await casedesk(
+            {
+                key: value
+                for key, value in env.items()
+                if not key.startswith("CASE_ENCRYPTION_")
+            },
+            "show",
+            case_number,
+        )
+        assert await worker.stop() == 0
+    finally:
+        await worker.kill()
+
+    assert opened.returncode == 0, opened.stderr
+    assert commented.returncode == 0, commented.stderr
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["subject"] == personal.subject
+    assert without_keys.returncode == 2
+    assert "no encryption keys are configured" in without_keys.stderr
+    assert "Traceback" not in without_keys.stderr
+    assert personal.subject not in without_keys.stdout
+    assert any('"encryption": true' in line for line in worker.stderr_lines())
+    stored = await stored_history_bytes(server, f"case-{case_number}")
+    for source, data in stored.items():
+        assert found(personal.values(), data) == [], f"plain text in {source}"
