@@ -361,6 +361,9 @@ async def test_worker_and_cli_processes_encrypt(
             "--name",
             personal.support_name,
         )
+        rejected = await casedesk(
+            env, "status", case_number, "Pending Work Plan", "--role", "support"
+        )
         shown = await casedesk(env, "show", case_number, "--json")
         without_keys = await casedesk(
             {
@@ -377,6 +380,9 @@ async def test_worker_and_cli_processes_encrypt(
 
     assert opened.returncode == 0, opened.stderr
     assert commented.returncode == 0, commented.stderr
+    assert rejected.returncode == 1, rejected.stderr
+    assert "Pending Work Plan" in rejected.stderr
+    assert "Encoded failure" not in rejected.stderr
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["subject"] == personal.subject
     assert without_keys.returncode == 2
