@@ -139,6 +139,12 @@ async def run_case(
             case_number,
             AddCommentInput(actor=support, body=personal.comment),
         )
+        # An unknown signal reaches the workflow as a raw payload, which the
+        # worker decrypts before the workflow reads the claimed sender.
+        await opened.handle.signal(
+            "escalate",
+            {"actor": {"role": "support", "name": personal.support_name}},
+        )
         await cases.change_status(
             client,
             case_number,
@@ -146,6 +152,8 @@ async def run_case(
         )
         final = await opened.handle.result()
     assert final.is_closed
+    rejected = [entry for entry in final.history if entry.rejected]
+    assert [entry.actor_name for entry in rejected] == [personal.support_name]
     if memo:
         # The product sets no memo today; this start shows that one would be
         # encrypted too. No worker polls this queue, so the run stays idle.
