@@ -26,8 +26,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.email import EmailActivities, EmailSettings
+from starter.codec import EncryptionCodec, KeyConfigError
 from starter.config import client_connect_config, task_queue
 from starter.logs import configure_logging, exit_without_teardown, temporal_runtime
+from starter.versioning import worker_deployment_config
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 from workflows.support_case import SupportCase
 
@@ -118,7 +120,13 @@ def search_attribute_type_name(key: SearchAttributeKey) -> str:
 
 async def main() -> int:
     configure_logging(os.environ.get("CASE_LOG_LEVEL", "INFO"))
-    config = client_connect_config()
+    try:
+        config = client_connect_config()
+        deployment = worker_deployment_config()
+    except (KeyConfigError, ValueError) as err:
+        log.error("worker.invalid_settings", error=str(err))
+        print(f"invalid settings: {err}", file=sys.stderr)
+        return 2
     queue = task_queue()
     client = await Client.connect(**config, runtime=temporal_runtime())
     try:
@@ -131,7 +139,12 @@ async def main() -> int:
         log.info("worker.search_attributes_registered", names=created)
 
     settings = EmailSettings.from_env()
-    worker = build_worker(client, task_queue=queue, email_settings=settings)
+    versioning: dict[str, object] = (
+        {"deployment_config": deployment} if deployment else {}
+    )
+    worker = build_worker(
+        client, task_queue=queue, email_settings=settings, **versioning
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -143,6 +156,9 @@ async def main() -> int:
         namespace=client.namespace,
         task_queue=queue,
         email="smtp" if settings.uses_smtp else f"maildir {settings.outbox_dir}",
+        encryption=isinstance(config["data_converter"].payload_codec, EncryptionCodec),
+        deployment=deployment.version.deployment_name if deployment else None,
+        build_id=deployment.version.build_id if deployment else None,
     )
     async with worker:
         await stop.wait()

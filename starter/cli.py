@@ -7,6 +7,7 @@ input or configuration, 3 when the case does not exist or is already Closed.
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +20,24 @@ from temporalio.service import RPCError
 from domain.case import CASE_NUMBER_PATTERN, Actor, Case, CaseInput
 from domain.statuses import InstallationType, Priority, Role, Status
 from starter import client as cases
+from starter.codec import (
+    DecryptionError,
+    EncryptionCodec,
+    KeyConfigError,
+    key_ring_from_env,
+    new_key_entry,
+)
+from starter.codec_server import DEFAULT_HOST as DEFAULT_CODEC_HOST
+from starter.codec_server import DEFAULT_PORT as DEFAULT_CODEC_PORT
+from starter.codec_server import (
+    DEFAULT_UI_ORIGIN,
+    UI_ORIGIN_ENV,
+    CodecServerSettings,
+    serve,
+)
+from starter.codec_server import TOKEN_ENV as CODEC_TOKEN_ENV
 from starter.config import case_policy, client_connect_config, task_queue
-from starter.logs import exit_without_teardown, temporal_runtime
+from starter.logs import configure_logging, exit_without_teardown, temporal_runtime
 from starter.mail_ingest import add_ingest_arguments, run_ingest
 from workflows.messages import AddCommentInput, ChangePriorityInput, ChangeStatusInput
 
@@ -159,6 +176,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--ui-port", type=int, default=8233)
     dev.add_argument("--port", type=int, default=7233)
+
+    codec_server = commands.add_parser(
+        "codec-server",
+        help="serve the payload encryption codec to the Web UI and the temporal CLI",
+        epilog="Keys: CASE_ENCRYPTION_KEYS or CASE_ENCRYPTION_KEYS_FILE. Clients must "
+        "send 'Authorization: Bearer TOKEN' with the token in CASE_CODEC_TOKEN.",
+    )
+    codec_server.add_argument(
+        "--host",
+        default=DEFAULT_CODEC_HOST,
+        help="address to listen on (default: %(default)s, loopback only)",
+    )
+    codec_server.add_argument(
+        "--port", type=int, default=DEFAULT_CODEC_PORT, help="default: %(default)s"
+    )
+    codec_server.add_argument(
+        "--ui-origin",
+        help="the Web UI's origin, the only one allowed by CORS "
+        f"(default: CASE_CODEC_UI_ORIGIN or {DEFAULT_UI_ORIGIN})",
+    )
+
+    new_key = commands.add_parser(
+        "new-key",
+        help="print a KEY_ID=BASE64_KEY line with a new random AES-256 key",
+    )
+    new_key.add_argument("key_id", help="a name for the key, such as 2026-12")
     return parser
 
 
@@ -168,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from starter.devserver import run_dev
 
         return run_dev(data_dir=args.data_dir, port=args.port, ui_port=args.ui_port)
+    if args.command == "new-key":
+        return _print_new_key(args.key_id)
     try:
         if args.command == "mail":
             code = asyncio.run(run_ingest(args))
@@ -175,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from starter.replay import run_replay_command
 
             code = run_replay_command(args)
+        elif args.command == "codec-server":
+            code = _run_codec_server(args)
         else:
             code = asyncio.run(_run(args))
     except KeyboardInterrupt:
@@ -194,9 +241,12 @@ async def _run(args: argparse.Namespace) -> int:
         print(f"casedesk {args.command}: invalid input: {err}", file=sys.stderr)
         return EXIT_INVALID
     try:
-        client = await Client.connect(
-            **client_connect_config(), runtime=temporal_runtime()
-        )
+        config = client_connect_config()
+    except KeyConfigError as err:
+        print(f"casedesk: invalid encryption settings: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        client = await Client.connect(**config, runtime=temporal_runtime())
     except RuntimeError as err:
         print(
             f"casedesk: cannot connect to Temporal: {err}; start it with 'make run' or set "
@@ -215,12 +265,48 @@ async def _run(args: argparse.Namespace) -> int:
     except (cases.CaseNotFoundError, cases.CaseClosedError) as err:
         print(str(err), file=sys.stderr)
         return EXIT_NOT_FOUND
+    except DecryptionError as err:
+        print(f"casedesk {args.command}: cannot read the case: {err}", file=sys.stderr)
+        return EXIT_INVALID
     except RPCError as err:
         print(
             f"casedesk {args.command}: Temporal returned an error: {err}",
             file=sys.stderr,
         )
         return EXIT_INVALID
+
+
+def _print_new_key(key_id: str) -> int:
+    try:
+        print(new_key_entry(key_id))
+    except KeyConfigError as err:
+        print(f"casedesk new-key: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    return 0
+
+
+def _run_codec_server(args: argparse.Namespace) -> int:
+    configure_logging(os.environ.get("CASE_LOG_LEVEL", "INFO"))
+    try:
+        key_ring = key_ring_from_env()
+        if key_ring is None:
+            raise KeyConfigError(
+                "no encryption keys are configured; set CASE_ENCRYPTION_KEYS or "
+                "CASE_ENCRYPTION_KEYS_FILE as for the worker"
+            )
+        settings = CodecServerSettings(
+            token=os.environ.get(CODEC_TOKEN_ENV, ""),
+            ui_origin=args.ui_origin
+            or os.environ.get(UI_ORIGIN_ENV)
+            or DEFAULT_UI_ORIGIN,
+            host=args.host,
+            port=args.port,
+        )
+    except ValueError as err:
+        print(f"casedesk codec-server: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    asyncio.run(serve(EncryptionCodec(key_ring), settings))
+    return 0
 
 
 def _problems(err: ValidationError) -> str:

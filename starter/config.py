@@ -5,9 +5,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 
 from domain.deadlines import CalendarPeriod, CasePolicy
+from starter.codec import key_ring_from_env, with_encryption
 
 DEFAULT_TASK_QUEUE = "support-cases"
 DEFAULT_ADDRESS = "localhost:7233"
@@ -54,5 +56,13 @@ def client_connect_config() -> dict[str, Any]:
     """
     config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     config.setdefault("target_host", DEFAULT_ADDRESS)
-    config["data_converter"] = pydantic_data_converter
+    config["data_converter"] = data_converter()
     return config
+
+
+def data_converter(environ: Mapping[str, str] | None = None) -> DataConverter:
+    """Return the pydantic data converter, with payload encryption when keys are configured.
+
+    ``starter.codec`` describes the ``CASE_ENCRYPTION_*`` settings.
+    """
+    return with_encryption(pydantic_data_converter, key_ring_from_env(environ))

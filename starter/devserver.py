@@ -50,6 +50,10 @@ def dev_server_command(data_dir: Path, port: int, ui_port: int) -> list[str]:
             "--search-attribute",
             f"{key.name}={search_attribute_type_name(key)}",
         ]
+    # The Web UI decrypts payloads through this codec server when it is set.
+    codec_endpoint = os.environ.get("CASE_UI_CODEC_ENDPOINT", "").strip()
+    if codec_endpoint:
+        command += ["--ui-codec-endpoint", codec_endpoint]
     return command
 
 

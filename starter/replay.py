@@ -26,7 +26,6 @@ import google.protobuf.empty_pb2
 import structlog
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from tqdm import tqdm
@@ -36,7 +35,7 @@ from domain.case import Actor, Case, CaseInput, Contact, Institution
 from domain.deadlines import CasePolicy
 from domain.statuses import Priority, Role, Status
 from starter import client as cases
-from starter.config import case_policy
+from starter.config import case_policy, data_converter
 from worker import build_worker, ensure_search_attributes
 from workflows.messages import ChangeStatusInput
 from workflows.support_case import SupportCase
@@ -458,7 +457,7 @@ async def replay_log(
         settings = EmailSettings(outbox_dir=outbox)
         if address is None:
             env = await WorkflowEnvironment.start_time_skipping(
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter(),
                 test_server_existing_path=str(
                     Path(sys.executable).parent / "temporal-test-server"
                 ),
@@ -467,7 +466,7 @@ async def replay_log(
                 return await _replay_on(
                     env.client, log_data, task_queue, settings, policy, progress
                 )
-        client = await Client.connect(address, data_converter=pydantic_data_converter)
+        client = await Client.connect(address, data_converter=data_converter())
         return await _replay_on(
             client, log_data, task_queue, settings, policy, progress
         )

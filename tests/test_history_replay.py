@@ -28,6 +28,8 @@ def test_histories_cover_each_path() -> None:
         "work_plan_import_closed",
         "cloned",
         "continued_as_new",
+        "release-customer_testing_closed",
+        "release-priority_then_reply",
     } <= names
 
 

@@ -1,11 +1,16 @@
 """Record SupportCase histories from a real dev server for the replay tests.
 
-    .venv/bin/python -m tests.histories.record
+    .venv/bin/python -m tests.histories.record [SCENARIO ...]
 
 Each scenario runs on a fresh dev server with a policy of seconds, so real
 timers fire in real time, and its history is saved as JSON beside this file.
-Record new histories when the workflow changes in a way that running cases
-will see, and keep the old ones: they are the cases already in flight.
+Without arguments every scenario is recorded; name scenarios to record only
+those, so existing files stay as they are. Record new histories when the
+workflow changes in a way that running cases will see, and keep the old
+ones: they are the cases already in flight.
+
+Scenarios under ``encrypted/`` run with the payload codec and the test-only
+keys in ``encrypted/test-only.keys``, so their payloads are ciphertext.
 """
 
 import asyncio
@@ -19,16 +24,26 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import EmailSettings
 from domain.case import Case
+from starter.config import data_converter
 from worker import build_worker
-from workflows.messages import AddCommentInput, ChangeStatusInput
+from workflows.messages import (
+    AddCommentInput,
+    ChangePriorityInput,
+    ChangeStatusInput,
+)
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 from workflows.support_case import SupportCase
 
 HERE = Path(__file__).resolve().parent
+ENCRYPTED = HERE / "encrypted"
+# Test-only keys: they protect nothing and exist so the encrypted histories
+# can be replayed.
+TEST_KEYS_FILE = ENCRYPTED / "test-only.keys"
 BIN = Path(sys.executable).parent
 
 SHORT_POLICY = {
@@ -168,6 +183,54 @@ async def continued_as_new(client: Client, queue: str) -> WorkflowHandle[Any, An
     return handle
 
 
+async def customer_testing_closed(
+    client: Client, queue: str
+) -> WorkflowHandle[Any, Any]:
+    handle = await start(client, queue, "H-TESTING")
+    await status(handle, "Pending Customer Testing")
+    await handle.result()
+    return handle
+
+
+async def priority_then_reply(client: Client, queue: str) -> WorkflowHandle[Any, Any]:
+    """A priority change, a retried update id, and a customer reply before the reminder."""
+    handle = await start(client, queue, "H-PRIORITY-REPLY")
+    for _ in range(2):
+        await handle.execute_update(
+            SupportCase.change_priority,
+            ChangePriorityInput.model_validate(
+                {"priority": "High", "actor": SUPPORT, "note": "outage"}
+            ),
+            id="priority-retried",
+        )
+    await handle.execute_update(
+        SupportCase.change_status,
+        ChangeStatusInput.model_validate(
+            {"status": "Pending Customer Input", "actor": SUPPORT}
+        ),
+    )
+    await handle.execute_update(
+        SupportCase.add_comment,
+        AddCommentInput.model_validate({"actor": CUSTOMER, "body": "Here are logs"}),
+    )
+    await status(handle, "Closed")
+    await handle.result()
+    return handle
+
+
+async def encrypted_reminded_then_closed(
+    client: Client, queue: str
+) -> WorkflowHandle[Any, Any]:
+    handle = await start(client, queue, "H-ENCRYPTED")
+    await handle.execute_update(
+        SupportCase.add_comment,
+        AddCommentInput.model_validate({"actor": CUSTOMER, "body": "Private detail"}),
+    )
+    await status(handle, "Pending Customer Input")
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "reminded_then_closed": reminded_then_closed,
     "reopened_by_customer": reopened_by_customer,
@@ -175,12 +238,33 @@ SCENARIOS: dict[str, Scenario] = {
     "imported_past_deadlines": imported_past_deadlines,
     "work_plan_import_closed": work_plan_import_closed,
     "cloned": cloned,
+    "release-customer_testing_closed": customer_testing_closed,
+    "release-priority_then_reply": priority_then_reply,
 }
+# Recorded with the payload codec into ENCRYPTED.
+ENCRYPTED_SCENARIOS: dict[str, Scenario] = {
+    "release-encrypted_reminded_then_closed": encrypted_reminded_then_closed,
+}
+CONTINUED_AS_NEW_ARGS = [
+    "--dynamic-config-value",
+    "limit.historyCount.suggestContinueAsNew=20",
+]
 
 
-async def record(name: str, scenario: Scenario, extra_args: list[str]) -> None:
+def recording_converter() -> DataConverter:
+    return data_converter({"CASE_ENCRYPTION_KEYS_FILE": str(TEST_KEYS_FILE)})
+
+
+async def record(
+    name: str,
+    scenario: Scenario,
+    extra_args: list[str],
+    *,
+    folder: Path = HERE,
+    converter: DataConverter = pydantic_data_converter,
+) -> None:
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         dev_server_existing_path=str(BIN / "temporal"),
         search_attributes=ALL_SEARCH_ATTRIBUTES,
         dev_server_extra_args=extra_args,
@@ -204,20 +288,30 @@ async def record(name: str, scenario: Scenario, extra_args: list[str]) -> None:
                 handle.id, run_id=run_id
             ).fetch_history()
             suffix = f"_run{index}" if name == "continued_as_new" else ""
-            (HERE / f"{name}{suffix}.json").write_text(history.to_json())
+            (folder / f"{name}{suffix}.json").write_text(history.to_json())
             index += 1
         print(f"recorded {name}: {index} run(s)")
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
+    known = [*SCENARIOS, *ENCRYPTED_SCENARIOS, "continued_as_new"]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise SystemExit(
+            f"unknown scenario {', '.join(unknown)}; known ones are: {', '.join(known)}"
+        )
+    chosen = set(names or known)
     for name, scenario in SCENARIOS.items():
-        await record(name, scenario, [])
-    await record(
-        "continued_as_new",
-        continued_as_new,
-        ["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=20"],
-    )
+        if name in chosen:
+            await record(name, scenario, [])
+    for name, scenario in ENCRYPTED_SCENARIOS.items():
+        if name in chosen:
+            await record(
+                name, scenario, [], folder=ENCRYPTED, converter=recording_converter()
+            )
+    if "continued_as_new" in chosen:
+        await record("continued_as_new", continued_as_new, CONTINUED_AS_NEW_ARGS)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
