@@ -44,6 +44,7 @@ CHROMIUM_ARGS = [
 WAITING = "00012345"
 NEW = "00012346"
 UI_WAIT_MS = 30_000
+UI_UPDATE = '{"status": "In Progress", "actor": {"role": "support", "name": "Bob"}}'
 POLL_MS = 250
 
 
@@ -161,8 +162,35 @@ async def test_web_ui_shows_case_pending_customer(
                 )
                 await expect_in_frames(page, "Last action: status changed by support")
                 await page.screenshot(path=str(SCREENSHOTS / "case-details.png"))
+
+                # An operator acts on the case from the UI: More Actions, Send an Update.
+                await page.get_by_role("button", name="More Actions").click()
+                await (
+                    page.locator("#workflow-actions.visible")
+                    .get_by_text("Send an Update")
+                    .click()
+                )
+                dialog = page.locator("dialog[open]")
+                await dialog.get_by_test_id("update-select-button").click()
+                await (
+                    dialog.get_by_role("option")
+                    .filter(has_text="change_status")
+                    .click()
+                )
+                await dialog.get_by_role("textbox", name="Data").click()
+                await page.keyboard.insert_text(UI_UPDATE)
+                # The Data editor of UI 2.54.1 hands its text to the form only when
+                # it loses focus, so another click must come before Submit.
+                await dialog.get_by_role("button", name="Random UUID").click()
+                await page.screenshot(path=str(SCREENSHOTS / "send-update.png"))
+                await dialog.get_by_role("button", name="Submit").click()
+                await expect(dialog).to_have_count(0)
             finally:
                 await browser.close()
+
+        case = await cases.get_case(env.client, WAITING)
+        assert case.status is Status.IN_PROGRESS
+        assert case.history[-1].actor_name == "Bob"
 
         for number in (WAITING, NEW):
             await cases.change_status(env.client, number, set_status(Status.CLOSED))
