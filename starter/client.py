@@ -30,6 +30,7 @@ from workflows.search_attributes import (
     CASE_PRIORITY,
     CASE_PRODUCT,
     CASE_STATUS,
+    CASE_STATUS_SINCE,
     CASE_WAITING_ON,
     NEXT_DEADLINE_AT,
     NEXT_DEADLINE_KIND,
@@ -123,6 +124,8 @@ def _start_search_attributes(request: CaseInput) -> TypedSearchAttributes:
     ]
     if request.product:
         pairs.append(SearchAttributePair(CASE_PRODUCT, request.product))
+    if request.status_since is not None:
+        pairs.append(SearchAttributePair(CASE_STATUS_SINCE, request.status_since))
     return TypedSearchAttributes(pairs)
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest_asyncio
@@ -31,6 +32,7 @@ from workflows.search_attributes import (
     CASE_INSTITUTION,
     CASE_PRODUCT,
     CASE_STATUS,
+    CASE_STATUS_SINCE,
     CASE_WAITING_ON,
     NEXT_DEADLINE_AT,
     NEXT_DEADLINE_KIND,
@@ -113,6 +115,8 @@ async def test_operator_attributes_follow_case(operator_env: dict[str, Any]) -> 
     attributes = (await handle.describe()).typed_search_attributes
     assert attributes.get(CASE_WAITING_ON) == "development"
     assert attributes.get(NEXT_DEADLINE_KIND) is None
+    case = await cases.get_case(operator_env["client"], number)
+    assert attributes.get(CASE_STATUS_SINCE) == case.status_since
 
     await set_status(operator_env, number, Status.CLOSED)
     await handle.result()
@@ -188,6 +192,31 @@ async def test_cli_list_filters_like_ui(operator_env: dict[str, Any]) -> None:
     output = await listed("--status", "Pending Customer Input", "--priority", "Normal")
     assert waiting in output
     assert developing not in output
+
+
+async def test_query_waiting_on_development_long(
+    operator_env: dict[str, Any],
+) -> None:
+    institution = new_institution()
+    now = datetime.now(UTC)
+    old_since = (now - timedelta(days=40)).isoformat()
+    stale, _ = await open_case(
+        operator_env, institution, status="Pending Development", status_since=old_since
+    )
+    fresh, _ = await open_case(operator_env, institution)
+    await set_status(operator_env, fresh, Status.PENDING_DEVELOPMENT)
+    month_ago = (now - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    query = f'CaseWaitingOn = "development" AND CaseStatusSince < "{month_ago}"'
+
+    async def listed() -> None:
+        result = await casedesk(
+            operator_env["cli"], "list", "--institution", institution, "--query", query
+        )
+        assert result.returncode == 0, result.stderr
+        assert stale in result.stdout
+        assert fresh not in result.stdout
+
+    await assert_eventually(listed)
 
 
 async def test_cli_list_rejects_naive_time(operator_env: dict[str, Any]) -> None:
@@ -273,7 +302,7 @@ async def test_setup_creates_then_finds(bare_env: WorkflowEnvironment) -> None:
         assert re.search(rf"created\s+{name}$", first.stdout, re.M), first.stdout
         assert re.search(rf"already existed\s+{name}$", second.stdout, re.M)
     assert "created" not in second.stdout
-    assert len(names) == 8
+    assert len(names) == 9
 
 
 async def test_setup_registration_is_idempotent(

@@ -15,6 +15,9 @@ CASE_PRODUCT = SearchAttributeKey.for_keyword("CaseProduct")
 CASE_INSTITUTION = SearchAttributeKey.for_keyword("CaseInstitution")
 NEXT_DEADLINE_KIND = SearchAttributeKey.for_keyword("NextDeadlineKind")
 CASE_CLOSED_REASON = SearchAttributeKey.for_keyword("CaseClosedReason")
+# When the case entered its current status, for questions such as "waiting on
+# development for more than 30 days".
+CASE_STATUS_SINCE = SearchAttributeKey.for_datetime("CaseStatusSince")
 
 ALL_SEARCH_ATTRIBUTES = (
     CASE_STATUS,
@@ -25,4 +28,5 @@ ALL_SEARCH_ATTRIBUTES = (
     CASE_INSTITUTION,
     NEXT_DEADLINE_KIND,
     CASE_CLOSED_REASON,
+    CASE_STATUS_SINCE,
 )

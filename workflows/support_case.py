@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         CASE_PRIORITY,
         CASE_PRODUCT,
         CASE_STATUS,
+        CASE_STATUS_SINCE,
         CASE_WAITING_ON,
         NEXT_DEADLINE_AT,
         NEXT_DEADLINE_KIND,
@@ -543,6 +544,7 @@ def _operator_search_attributes(
     return [
         *_released_search_attributes(case, deadline),
         CASE_WAITING_ON.value_set(waiting_on(case.status).value),
+        CASE_STATUS_SINCE.value_set(case.status_since),
         CASE_PRODUCT.value_set(case.product)
         if case.product
         else CASE_PRODUCT.value_unset(),
