@@ -69,19 +69,19 @@ def free_port() -> int:
 
 async def expect_in_frames(page: Any, *texts: str) -> None:
     """Wait until one frame of ``page`` shows every one of ``texts``."""
-    shown: list[str] = []
+    frame_texts: list[str] = []
     for _ in range(UI_WAIT_MS // POLL_MS):
-        shown = []
+        frame_texts = []
         for frame in page.frames:
             try:
-                shown.append(await frame.inner_text("body"))
+                frame_texts.append(await frame.inner_text("body"))
             except PlaywrightError:
                 # A frame can detach while the page renders.
                 continue
-        if any(all(text in body for text in texts) for body in shown):
+        if any(all(text in body for text in texts) for body in frame_texts):
             return
         await page.wait_for_timeout(POLL_MS)
-    raise AssertionError(f"no frame shows {texts!r}; the frames show: {shown!r}")
+    raise AssertionError(f"no frame shows {texts!r}; the frames show: {frame_texts!r}")
 
 
 @pytest_asyncio.fixture

@@ -119,8 +119,8 @@ class _CaseWorkflowInbound(WorkflowInboundInterceptor):
 class _CaseActivityInbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
-        # structlog lines from activity code then name the case like
-        # activity.logger lines do; each activity runs in its own task, so the
+        # Bound ids put the case on structlog lines from activity code, as on
+        # activity.logger lines. Each activity runs in its own task, so the
         # binding ends with it.
         try:
             with structlog.contextvars.bound_contextvars(
@@ -131,8 +131,8 @@ class _CaseActivityInbound(ActivityInboundInterceptor):
             _count(
                 activity.metric_meter(),
                 ACTIVITY_ATTEMPTS_FAILED,
+                # activity.metric_meter() adds activity_type, namespace and task_queue.
                 "Failed activity attempts, such as email sends, which Temporal may retry.",
-                activity_type=activity.info().activity_type,
                 error_type=err.type
                 if isinstance(err, ApplicationError) and err.type
                 else type(err).__name__,

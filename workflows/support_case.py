@@ -504,8 +504,8 @@ class SupportCase:
             updates = _operator_search_attributes(case, deadline)
         else:
             updates = _released_search_attributes(case, deadline)
-        # Each update is a command, so only a change in one of the values
-        # publishes: current details below are not recorded in the history.
+        # An upsert is a command in the history, so it is sent only when a value
+        # changed. Current details are not part of the history.
         values = tuple(updates)
         if values != self._published:
             self._published = values
@@ -561,7 +561,7 @@ def _operator_search_attributes(
 def _current_details(case: Case, deadline: Deadline | None) -> str:
     """Render the case's state as the Markdown the Web UI shows under Current Details."""
     lines = [
-        f"**{case.status.value}** since {_minute(case.status_since)}, "
+        f"**{case.status.value}** since {_format_minute(case.status_since)}, "
         f"waiting on {waiting_on(case.status).value.replace('_', ' ')}",
         f"Priority: {case.priority.value}",
     ]
@@ -569,7 +569,7 @@ def _current_details(case: Case, deadline: Deadline | None) -> str:
         lines.append(f"Closed: {case.closed_reason}")
     elif deadline is not None:
         lines.append(
-            f"Next deadline: {deadline.description} at {_minute(deadline.due_at)} "
+            f"Next deadline: {deadline.description} at {_format_minute(deadline.due_at)} "
             f"({deadline.kind.value})"
         )
     else:
@@ -580,7 +580,7 @@ def _current_details(case: Case, deadline: Deadline | None) -> str:
     return "  \n".join(lines)
 
 
-def _minute(moment: datetime) -> str:
+def _format_minute(moment: datetime) -> str:
     return str(moment.strftime("%Y-%m-%d %H:%M %Z"))
 
 
