@@ -142,13 +142,21 @@ async def main() -> int:
     configure_logging(os.environ.get("CASE_LOG_LEVEL", "INFO"))
     config = client_connect_config()
     queue = task_queue()
+    metrics: str | None = None
     try:
         metrics = metrics_address()
+        # The runtime binds the metrics port here, and raises ValueError
+        # when the port is taken.
+        runtime = temporal_runtime(metrics)
     except ValueError as err:
-        log.error("worker.invalid_setting", error=str(err))
-        print(err, file=sys.stderr)
+        message = (
+            f"cannot serve metrics: {err}; set CASE_METRICS_ADDRESS to a free "
+            "host:port, or to 'off'"
+        )
+        log.error("worker.metrics_failed", error=str(err), address=metrics)
+        print(message, file=sys.stderr)
         return 2
-    client = await Client.connect(**config, runtime=temporal_runtime(metrics))
+    client = await Client.connect(**config, runtime=runtime)
     try:
         created = await ensure_search_attributes(client)
     except SearchAttributesMissing as err:

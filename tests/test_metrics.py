@@ -283,3 +283,30 @@ async def test_failed_email_attempts_counted(
         )
     finally:
         await stop_worker(worker)
+
+
+async def test_worker_reports_busy_metrics_port(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "worker.py"),
+            env={
+                **os.environ,
+                "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+                "CASE_TASK_QUEUE": new_task_queue(),
+                "CASE_METRICS_ADDRESS": address,
+                "CASE_OUTBOX_DIR": str(tmp_path / "outbox"),
+            },
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == 2
+    assert "cannot serve metrics" in stderr.decode()
+    assert "CASE_METRICS_ADDRESS" in stderr.decode()
