@@ -62,8 +62,8 @@ def build_worker(
 @dataclass
 class SearchAttributeRegistration:
     created: list[str]
-    # Empty where the server cannot list its attributes, as the time-skipping
-    # test server cannot: every key is then added and reported as created.
+    # Empty where the server cannot list its attributes, as on the time-skipping
+    # test server. Every key is then added and reported as created.
     existing: list[str]
 
 

@@ -22,12 +22,26 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.email import EmailSettings
 from domain.case import CaseInput
+from domain.statuses import Status
 from starter import client as cases
-from tests.helpers import assert_eventually, case_input, new_case_number, new_task_queue
+from starter.logs import temporal_runtime
+from tests.helpers import (
+    assert_eventually,
+    case_input,
+    final_case,
+    new_case_number,
+    new_task_queue,
+    set_status,
+    sleep_until,
+)
+from worker import build_worker
 from workflows.messages import ChangeStatusInput
+from workflows.support_case import SupportCase
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS_POLICY = {
@@ -310,3 +324,65 @@ async def test_worker_reports_busy_metrics_port(
     assert process.returncode == 2
     assert "cannot serve metrics" in stderr.decode()
     assert "CASE_METRICS_ADDRESS" in stderr.decode()
+
+
+async def test_given_up_email_counted(
+    ts_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """An email that fails for its whole 24-hour window counts once, on the time-skipping server."""
+    port = free_port()
+    runtime = temporal_runtime(f"127.0.0.1:{port}")
+    client = await Client.connect(
+        ts_env.client.service_client.config.target_host,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    queue = new_task_queue()
+    number = new_case_number("M")
+    settings = EmailSettings(outbox_dir=blocked / "outbox")
+    async with build_worker(client, task_queue=queue, email_settings=settings):
+        handle = await ts_env.client.start_workflow(
+            SupportCase.run,
+            case_input(number),
+            id=f"case-{number}",
+            task_queue=queue,
+        )
+        pending = await handle.execute_update(
+            SupportCase.change_status, set_status(Status.PENDING_CUSTOMER_INPUT)
+        )
+        reminder = min(d.due_at for d in pending.deadlines)
+        # Past the reminder and its whole delivery window, before the closure.
+        await sleep_until(ts_env, reminder + timedelta(hours=25))
+        case = await handle.query(SupportCase.get_case)
+        assert [entry.event for entry in case.history][-1] == "email_failed"
+
+        scraped = await asyncio.to_thread(
+            urllib.request.urlopen, f"http://127.0.0.1:{port}/metrics", None, 5
+        )
+        samples = parse_metrics(scraped.read().decode())
+
+        # The closure email fails too, so the case ends without one.
+        await handle.execute_update(
+            SupportCase.change_status, set_status(Status.CLOSED)
+        )
+        await sleep_until(ts_env, reminder + timedelta(hours=50))
+        await final_case(ts_env, handle)
+
+    assert (
+        total(
+            samples, "casedesk_emails_failed_total", notice="reminder", task_queue=queue
+        )
+        == 1
+    )
+    assert total(samples, "casedesk_reminders_sent_total", task_queue=queue) == 0
+    assert (
+        total(
+            samples,
+            "casedesk_activity_attempts_failed_total",
+            activity_type="send_case_email",
+            task_queue=queue,
+        )
+        > 1
+    )
