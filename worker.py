@@ -5,7 +5,8 @@
 Connection settings come from Temporal's environment configuration
 (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS and API-key variables, or a
 profile). Everything else comes from the CASE_* and SMTP_* variables in
-README.md.
+README.md. The worker serves Prometheus metrics on CASE_METRICS_ADDRESS
+(127.0.0.1:9464 unless set).
 """
 
 import asyncio
