@@ -11,6 +11,7 @@ import sys
 import tempfile
 import urllib.parse
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from activities.email import EmailSettings
 from domain.case import CaseInput
 from domain.statuses import Status
 from starter import client as cases
-from tests.helpers import case_input, new_task_queue, set_status
+from tests.helpers import assert_eventually, case_input, new_task_queue, set_status
 from worker import build_worker
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
@@ -44,6 +45,7 @@ CHROMIUM_ARGS = [
 WAITING = "00012345"
 NEW = "00012346"
 UI_WAIT_MS = 30_000
+LIST_QUERY = 'CaseStatus = "Pending Customer Input"'
 UI_UPDATE = '{"status": "In Progress", "actor": {"role": "support", "name": "Bob"}}'
 POLL_MS = 250
 
@@ -115,6 +117,15 @@ async def test_web_ui_shows_case_pending_customer(
         await cases.change_status(
             env.client, WAITING, set_status(Status.PENDING_CUSTOMER_INPUT)
         )
+
+        # The list page loads once, so the visibility store must have the
+        # status change before the browser opens it.
+        async def indexed() -> None:
+            count = await env.client.count_workflows(LIST_QUERY)
+            assert count.count == 1
+
+        await assert_eventually(indexed, within=timedelta(seconds=30))
+        expect.set_options(timeout=UI_WAIT_MS)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         profile = tempfile.mkdtemp(dir=tmp_path)
 
@@ -131,7 +142,7 @@ async def test_web_ui_shows_case_pending_customer(
                 page.set_default_timeout(UI_WAIT_MS)
 
                 # The list filter, as an operator types it; the UI keeps it in the URL.
-                query = urllib.parse.quote('CaseStatus = "Pending Customer Input"')
+                query = urllib.parse.quote(LIST_QUERY)
                 await page.goto(
                     f"http://127.0.0.1:{ui_port}/namespaces/default/workflows?query={query}"
                 )
