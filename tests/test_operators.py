@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
@@ -317,3 +318,28 @@ async def test_setup_registration_is_idempotent(
     assert sorted(registration.existing) == sorted(
         key.name for key in ALL_SEARCH_ATTRIBUTES
     )
+
+
+# ---- the README's queries
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_queries() -> list[str]:
+    """Return every visibility query in README's table of common questions."""
+    text = README.read_text()
+    section = text.split("### Visibility queries for the common questions")[1]
+    table = section.split("###")[0]
+    return re.findall(r"^\| [^|]+ \| `(WorkflowType = .+)` \|$", table, re.M)
+
+
+def test_readme_lists_operator_queries() -> None:
+    assert len(readme_queries()) >= 7
+
+
+async def test_readme_queries_run(operator_env: dict[str, Any]) -> None:
+    for query in readme_queries():
+        result = await casedesk(operator_env["cli"], "list", "--all", "--query", query)
+
+        assert result.returncode == 0, f"{query}: {result.stderr}"
