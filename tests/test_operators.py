@@ -41,7 +41,7 @@ from workflows.search_attributes import (
 
 SUPPORT = Actor(role=Role.SUPPORT, name="Sam Support")
 # A reminder two hours after Pending Customer Input falls within the next
-# day; the other rules fall after the next week.
+# day. The other rules fall after the next week.
 SHORT_REMINDER_POLICY = {
     "pending_customer_input_reminder": {"seconds": 7200},
     "pending_customer_input_closure": {"days": 10},

@@ -1,8 +1,8 @@
 """The Temporal Web UI of the dev server, driven in headless Chromium.
 
 The browser is Debian's ``chromium`` package, driven through Playwright's
-Python API; Playwright never downloads a browser here. The screenshots land in
-docs/screenshots/, which README.md shows.
+Python API. Playwright never downloads a browser here. The screenshots land
+in docs/screenshots/, which README.md shows.
 """
 
 import os
@@ -51,7 +51,7 @@ POLL_MS = 250
 
 
 def require_chromium() -> None:
-    """Skip without Chromium on a developer's machine; under CI its absence is a failure."""
+    """Skip without Chromium on a developer's machine. Under CI its absence is a failure."""
     if CHROMIUM.exists():
         return
     message = (
