@@ -205,3 +205,27 @@ async def test_web_ui_shows_case_pending_customer(
 
         for number in (WAITING, NEW):
             await cases.change_status(env.client, number, set_status(Status.CLOSED))
+
+
+def test_missing_chromium_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        sys.modules[__name__], "CHROMIUM", Path("/nonexistent/chromium")
+    )
+    monkeypatch.setenv("CI", "true")
+
+    with pytest.raises(pytest.fail.Exception) as caught:
+        require_chromium()
+
+    assert "apt-get install -y chromium" in str(caught.value)
+
+
+def test_missing_chromium_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        sys.modules[__name__], "CHROMIUM", Path("/nonexistent/chromium")
+    )
+    monkeypatch.delenv("CI", raising=False)
+
+    with pytest.raises(pytest.skip.Exception) as caught:
+        require_chromium()
+
+    assert "apt-get install -y chromium" in str(caught.value)
