@@ -1,12 +1,16 @@
-"""Pure parts of the operator tools: the metrics setting, list filters and times."""
+"""Pure parts of the operator tools: settings, list filters, times and make run's flags."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from starter.cli import parse_moment
 from starter.client import quote, visibility_query
 from starter.config import DEFAULT_METRICS_ADDRESS, metrics_address
+from starter.devserver import dev_server_command
+from worker import search_attribute_type_name
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
@@ -90,3 +94,19 @@ def test_moment_invalid(text: str) -> None:
         parse_moment(text, NOW)
 
     assert f"invalid time {text!r}" in str(caught.value)
+
+
+def test_make_run_registers_every_attribute(tmp_path: Path) -> None:
+    command = dev_server_command(tmp_path, 17233, 18233)
+
+    flags = [
+        command[index + 1]
+        for index, part in enumerate(command)
+        if part == "--search-attribute"
+    ]
+    assert flags == [
+        f"{key.name}={search_attribute_type_name(key)}" for key in ALL_SEARCH_ATTRIBUTES
+    ]
+    assert "CaseWaitingOn=Keyword" in flags
+    assert "CaseStatusSince=Datetime" in flags
+    assert len(flags) == 9
