@@ -5,7 +5,8 @@
 Connection settings come from Temporal's environment configuration
 (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS and API-key variables, or a
 profile). Everything else comes from the CASE_* and SMTP_* variables in
-README.md.
+README.md. The worker serves Prometheus metrics on CASE_METRICS_ADDRESS
+(127.0.0.1:9464 unless set).
 """
 
 import asyncio
@@ -13,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 from temporalio.api.enums.v1 import IndexedValueType
@@ -27,9 +29,10 @@ from temporalio.worker import Worker
 
 from activities.email import EmailActivities, EmailSettings
 from starter.codec import EncryptionCodec, KeyConfigError
-from starter.config import client_connect_config, task_queue
+from starter.config import client_connect_config, metrics_address, task_queue
 from starter.logs import configure_logging, exit_without_teardown, temporal_runtime
 from starter.versioning import worker_deployment_config
+from workflows.metrics import CaseTelemetryInterceptor
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 from workflows.support_case import SupportCase
 
@@ -54,44 +57,57 @@ def build_worker(
         task_queue=task_queue,
         workflows=[SupportCase],
         activities=[emails.send_case_email],
+        interceptors=[CaseTelemetryInterceptor()],
         **worker_options,  # type: ignore[arg-type]
     )
 
 
-async def ensure_search_attributes(
-    client: Client, keys: Sequence[SearchAttributeKey] = ALL_SEARCH_ATTRIBUTES
-) -> list[str]:
-    """Register the custom search attributes that are missing and return their names.
+@dataclass
+class SearchAttributeRegistration:
+    created: list[str]
+    # Empty where the server cannot list its attributes, as on the time-skipping
+    # test server. Every key is then added and reported as created.
+    existing: list[str]
 
-    The dev server and the time-skipping test server both allow this. A
-    cluster that does not raises ``SearchAttributesMissing`` with the command
-    an operator runs instead.
+
+async def register_search_attributes(
+    client: Client, keys: Sequence[SearchAttributeKey] = ALL_SEARCH_ATTRIBUTES
+) -> SearchAttributeRegistration:
+    """Register the custom search attributes that are missing, through the operator service.
+
+    Running it again changes nothing. A cluster that does not allow it
+    raises ``SearchAttributesMissing`` with the command an operator runs
+    instead.
     """
     namespace = client.namespace
     try:
         listed = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=namespace)
         )
-        existing = set(listed.custom_attributes)
+        registered = set(listed.custom_attributes)
     except RPCError as err:
         # The time-skipping test server does not implement the listing.
         if err.status != RPCStatusCode.UNIMPLEMENTED:
             raise
-        existing = set()
+        registered = set()
+    existing = sorted(key.name for key in keys if key.name in registered)
     missing = {
         key.name: IndexedValueType.ValueType(key.indexed_value_type)
         for key in keys
-        if key.name not in existing
+        if key.name not in registered
     }
     if not missing:
-        return []
+        return SearchAttributeRegistration(created=[], existing=existing)
     try:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
     except RPCError as err:
         if err.status == RPCStatusCode.ALREADY_EXISTS:
-            return []
+            # Another worker or operator registered them in the meantime.
+            return SearchAttributeRegistration(
+                created=[], existing=sorted(key.name for key in keys)
+            )
         commands = "\n".join(
             f"  temporal operator search-attribute create --namespace {namespace} "
             f"--name {key.name} --type {search_attribute_type_name(key)}"
@@ -100,10 +116,17 @@ async def ensure_search_attributes(
         )
         raise SearchAttributesMissing(
             f"search attributes {sorted(missing)} are not registered in namespace "
-            f"{namespace!r} and this worker may not register them ({err.message}). "
+            f"{namespace!r} and this client may not register them ({err.message}). "
             f"Ask an operator to run:\n{commands}"
         ) from err
-    return sorted(missing)
+    return SearchAttributeRegistration(created=sorted(missing), existing=existing)
+
+
+async def ensure_search_attributes(
+    client: Client, keys: Sequence[SearchAttributeKey] = ALL_SEARCH_ATTRIBUTES
+) -> list[str]:
+    """Register the custom search attributes that are missing and return their names."""
+    return (await register_search_attributes(client, keys)).created
 
 
 def search_attribute_type_name(key: SearchAttributeKey) -> str:
@@ -128,7 +151,21 @@ async def main() -> int:
         print(f"invalid settings: {err}", file=sys.stderr)
         return 2
     queue = task_queue()
-    client = await Client.connect(**config, runtime=temporal_runtime())
+    metrics: str | None = None
+    try:
+        metrics = metrics_address()
+        # The runtime binds the metrics port here, and raises ValueError
+        # when the port is taken.
+        runtime = temporal_runtime(metrics)
+    except ValueError as err:
+        message = (
+            f"cannot serve metrics: {err}; set CASE_METRICS_ADDRESS to a free "
+            "host:port, or to 'off'"
+        )
+        log.error("worker.metrics_failed", error=str(err), address=metrics)
+        print(message, file=sys.stderr)
+        return 2
+    client = await Client.connect(**config, runtime=runtime)
     try:
         created = await ensure_search_attributes(client)
     except SearchAttributesMissing as err:
@@ -155,6 +192,7 @@ async def main() -> int:
         address=config["target_host"],
         namespace=client.namespace,
         task_queue=queue,
+        metrics=f"http://{metrics}/metrics" if metrics else "off",
         email="smtp" if settings.uses_smtp else f"maildir {settings.outbox_dir}",
         encryption=isinstance(config["data_converter"].payload_codec, EncryptionCodec),
         deployment=deployment.version.deployment_name if deployment else None,

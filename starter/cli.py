@@ -1,4 +1,4 @@
-"""casedesk: open, act on, show, list, clone and replay support cases.
+"""casedesk: open, act on, show, list, count, clone and replay support cases.
 
 Exit status: 0 on success, 1 when the case rejected the action, 2 for invalid
 input or configuration, 3 when the case does not exist or is already Closed.
@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.case import CASE_NUMBER_PATTERN, Actor, Case, CaseInput
+from domain.deadlines import CalendarPeriod, add_period
 from domain.statuses import InstallationType, Priority, Role, Status
+from domain.visibility import WaitingOn
 from starter import client as cases
 from starter.codec import (
     DecryptionError,
@@ -39,6 +42,7 @@ from starter.codec_server import TOKEN_ENV as CODEC_TOKEN_ENV
 from starter.config import case_policy, client_connect_config, task_queue
 from starter.logs import configure_logging, exit_without_teardown, temporal_runtime
 from starter.mail_ingest import add_ingest_arguments, run_ingest
+from worker import SearchAttributesMissing, register_search_attributes
 from workflows.messages import AddCommentInput, ChangePriorityInput, ChangeStatusInput
 
 EXIT_REJECTED = 1
@@ -54,6 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
         "TEMPORAL_PROFILE and the other Temporal environment settings.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_filter_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--priority", choices=[p.value for p in Priority])
+        command.add_argument(
+            "--waiting-on", choices=[w.value for w in WaitingOn], dest="waiting_on"
+        )
+        command.add_argument("--product", help="the product name, exactly")
+        command.add_argument("--institution", help="the institution id, exactly")
+        command.add_argument(
+            "--query",
+            help="a visibility query, as typed in the Web UI; combined with the "
+            "other filters by AND",
+        )
 
     opening = commands.add_parser(
         "open", help="open a case, or import one in its status"
@@ -121,13 +138,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     listing = commands.add_parser(
-        "list", help="list cases through the visibility store"
+        "list",
+        help="list cases through the visibility store, filtered as in the Web UI",
     )
+    add_filter_options(listing)
     listing.add_argument("--status", choices=[s.value for s in Status])
-    listing.add_argument("--priority", choices=[p.value for p in Priority])
+    listing.add_argument(
+        "--deadline-before",
+        metavar="WHEN",
+        help="next deadline before WHEN: ISO 8601 with offset, or a period from now "
+        "such as 24h or 7d",
+    )
     listing.add_argument("--all", action="store_true", help="include closed cases")
-    listing.add_argument("--query", help="a visibility query, as typed in the Web UI")
     listing.add_argument("--limit", type=int, default=1000)
+
+    stats = commands.add_parser(
+        "stats",
+        help="count open cases per status and the deadlines due in the next day and week",
+    )
+    add_filter_options(stats)
+
+    commands.add_parser(
+        "setup",
+        help="register casedesk's search attributes in the namespace; safe to repeat",
+    )
 
     clone = commands.add_parser("clone", help="open a new case linked to a Closed one")
     clone.add_argument("case_number", help="the Closed case")
@@ -337,9 +371,33 @@ def _build_request(args: argparse.Namespace) -> Any:
         return ChangePriorityInput(
             priority=Priority(args.priority), actor=actor, note=args.note
         )
-    if args.command == "list" and args.query and (args.status or args.priority):
-        raise ValueError("give either --query or --status/--priority, not both")
+    if args.command in ("list", "stats"):
+        # Builds the query once here so that a value it cannot quote is
+        # reported as invalid input.
+        cases.visibility_query(**_filters(args))
+    if args.command == "list" and args.deadline_before:
+        return parse_moment(args.deadline_before, datetime.now(UTC))
     return None
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """Parse an ISO 8601 time with offset, or a period such as ``24h`` counted from ``now``."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            period = CalendarPeriod.parse(text)
+        except ValueError:
+            raise ValueError(
+                f"invalid time {text!r}: give ISO 8601 with an offset, such as "
+                "2026-12-24T00:00:00+00:00, or a period from now, such as 24h or 7d"
+            ) from None
+        return add_period(now, period, None)
+    if moment.tzinfo is None:
+        raise ValueError(
+            f"invalid time {text!r}: add a UTC offset, as in 2026-12-24T00:00:00+00:00"
+        )
+    return moment
 
 
 def _open_request(args: argparse.Namespace) -> CaseInput:
@@ -386,6 +444,8 @@ def _open_request(args: argparse.Namespace) -> CaseInput:
 
 async def _dispatch(client: Client, args: argparse.Namespace, request: Any) -> int:
     queue = task_queue()
+    if args.command == "setup":
+        return await _setup(client)
     if args.command == "open":
         opened = await cases.open_case(client, request, task_queue=queue)
         print(f"opened case {opened.case_number} (workflow {opened.handle.id})")
@@ -423,21 +483,66 @@ async def _dispatch(client: Client, args: argparse.Namespace, request: Any) -> i
         print(case.model_dump_json(indent=2) if args.json else _describe(case))
         return 0
     if args.command == "list":
-        query = args.query or cases.visibility_query(
-            status=args.status, priority=args.priority, open_only=not args.all
+        query = cases.visibility_query(
+            **_filters(args),
+            status=args.status,
+            deadline_before=request,
+            open_only=not args.all,
         )
         rows = await cases.list_cases(client, query, limit=args.limit)
         if rows:
-            print(f"{'CASE':<32} {'STATUS':<32} {'PRIORITY':<9} NEXT DEADLINE")
+            print(
+                f"{'CASE':<32} {'STATUS':<32} {'PRIORITY':<9} {'WAITING ON':<19} "
+                "NEXT DEADLINE"
+            )
         for row in rows:
-            deadline = row.next_deadline_at.isoformat() if row.next_deadline_at else "-"
+            deadline = (
+                f"{row.next_deadline_at.isoformat()} ({row.next_deadline_kind or '?'})"
+                if row.next_deadline_at
+                else "-"
+            )
             print(
                 f"{row.case_number:<32} {row.status or '-':<32} {row.priority or '-':<9} "
-                f"{deadline}"
+                f"{row.waiting_on or '-':<19} {deadline}"
             )
         print(f"{len(rows)} case(s) for: {query}", file=sys.stderr)
         return 0
+    if args.command == "stats":
+        now = datetime.now(UTC)
+        counted = await cases.case_stats(client, now, **_filters(args))
+        print(f"Open cases: {counted.open_cases}")
+        for status, count in counted.by_status.items():
+            print(f"  {status.value:<32} {count}")
+        print("Deadlines:")
+        print(f"  overdue                          {counted.overdue}")
+        print(f"  due in the next 24 hours         {counted.due_next_day}")
+        print(f"  due in the next 7 days           {counted.due_next_week}")
+        return 0
     raise AssertionError(f"unhandled command {args.command}")
+
+
+async def _setup(client: Client) -> int:
+    try:
+        registration = await register_search_attributes(client)
+    except SearchAttributesMissing as err:
+        print(f"casedesk setup: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"namespace {client.namespace}:")
+    for name in registration.created:
+        print(f"  created           {name}")
+    for name in registration.existing:
+        print(f"  already existed   {name}")
+    return 0
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "priority": args.priority,
+        "waiting_on": args.waiting_on,
+        "product": args.product,
+        "institution": args.institution,
+        "query": args.query,
+    }
 
 
 def _summary(case: Case) -> str:

@@ -1,7 +1,7 @@
 """The calls a support system makes: open, act on, read and clone cases."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
@@ -22,9 +22,19 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.case import Case, CaseInput
-from domain.statuses import Status
+from domain.statuses import Priority, Status
+from domain.visibility import WaitingOn, waiting_on
 from workflows.messages import AddCommentInput, ChangePriorityInput, ChangeStatusInput
-from workflows.search_attributes import CASE_PRIORITY, CASE_STATUS, NEXT_DEADLINE_AT
+from workflows.search_attributes import (
+    CASE_INSTITUTION,
+    CASE_PRIORITY,
+    CASE_PRODUCT,
+    CASE_STATUS,
+    CASE_STATUS_SINCE,
+    CASE_WAITING_ON,
+    NEXT_DEADLINE_AT,
+    NEXT_DEADLINE_KIND,
+)
 from workflows.support_case import SupportCase
 
 
@@ -81,18 +91,42 @@ async def open_case(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=f"Case {request.case_number}: {request.subject}",
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(
-                        CASE_STATUS, (request.status or Status.NEW).value
-                    ),
-                    SearchAttributePair(CASE_PRIORITY, request.priority.value),
-                ]
-            ),
+            static_details=_static_details(request),
+            search_attributes=_start_search_attributes(request),
         )
     except WorkflowAlreadyStartedError as err:
         raise CaseExistsError(request.case_number, err.run_id) from err
     return OpenedCase(handle=handle, case_number=request.case_number)
+
+
+def _static_details(request: CaseInput) -> str:
+    """Describe the case for the Web UI with ids only, never the contact's details."""
+    status = (request.status or Status.NEW).value
+    lines = [
+        f"Institution: {request.institution.id}",
+        f"Product: {request.product or 'not set'}",
+        f"{'Imported in' if request.status else 'Opened in'}: {status}",
+    ]
+    if request.cloned_from:
+        lines.append(f"Cloned from case {request.cloned_from}")
+    # Two trailing spaces make a Markdown line break.
+    return "  \n".join(lines)
+
+
+def _start_search_attributes(request: CaseInput) -> TypedSearchAttributes:
+    """Return the search attributes a case has from its start, before its first upsert."""
+    status = request.status or Status.NEW
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(CASE_STATUS, status.value),
+        SearchAttributePair(CASE_PRIORITY, request.priority.value),
+        SearchAttributePair(CASE_WAITING_ON, waiting_on(status).value),
+        SearchAttributePair(CASE_INSTITUTION, request.institution.id),
+    ]
+    if request.product:
+        pairs.append(SearchAttributePair(CASE_PRODUCT, request.product))
+    if request.status_since is not None:
+        pairs.append(SearchAttributePair(CASE_STATUS_SINCE, request.status_since))
+    return TypedSearchAttributes(pairs)
 
 
 def case_handle(client: Client, case_number: str) -> WorkflowHandle[SupportCase, Case]:
@@ -140,19 +174,63 @@ class CaseRow:
     priority: str | None
     next_deadline_at: datetime | None
     workflow_status: str
+    waiting_on: str | None = None
+    next_deadline_kind: str | None = None
+
+
+def quote(value: str) -> str:
+    """Quote ``value`` as a string literal of a visibility query."""
+    if '"' not in value:
+        return f'"{value}"'
+    if "'" not in value:
+        return f"'{value}'"
+    raise ValueError(
+        f"invalid filter value {value!r}: a visibility query value may contain "
+        "single or double quotes, not both"
+    )
+
+
+def _rfc3339(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError(f"time {moment.isoformat()} has no UTC offset")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def visibility_query(
-    *, status: str | None = None, priority: str | None = None, open_only: bool = True
+    *,
+    status: str | None = None,
+    priority: str | None = None,
+    waiting_on: str | None = None,
+    product: str | None = None,
+    institution: str | None = None,
+    deadline_before: datetime | None = None,
+    deadline_after: datetime | None = None,
+    query: str | None = None,
+    open_only: bool = True,
 ) -> str:
-    """Build the same list filter an operator types into the Web UI."""
+    """Build the same list filter an operator types into the Web UI.
+
+    ``query`` is a raw visibility query, combined with the other filters by AND.
+    """
     clauses = ['WorkflowType = "SupportCase"']
     if open_only:
         clauses.append('ExecutionStatus = "Running"')
     if status:
-        clauses.append(f'CaseStatus = "{Status(status).value}"')
+        clauses.append(f"{CASE_STATUS.name} = {quote(Status(status).value)}")
     if priority:
-        clauses.append(f'CasePriority = "{priority}"')
+        clauses.append(f"{CASE_PRIORITY.name} = {quote(Priority(priority).value)}")
+    if waiting_on:
+        clauses.append(f"{CASE_WAITING_ON.name} = {quote(WaitingOn(waiting_on).value)}")
+    if product:
+        clauses.append(f"{CASE_PRODUCT.name} = {quote(product)}")
+    if institution:
+        clauses.append(f"{CASE_INSTITUTION.name} = {quote(institution)}")
+    if deadline_after is not None:
+        clauses.append(f'{NEXT_DEADLINE_AT.name} >= "{_rfc3339(deadline_after)}"')
+    if deadline_before is not None:
+        clauses.append(f'{NEXT_DEADLINE_AT.name} < "{_rfc3339(deadline_before)}"')
+    if query:
+        clauses.append(f"({query})")
     return " AND ".join(clauses)
 
 
@@ -169,9 +247,54 @@ async def list_cases(client: Client, query: str, *, limit: int = 1000) -> list[C
                 workflow_status=execution.status.name
                 if execution.status
                 else "UNKNOWN",
+                waiting_on=attributes.get(CASE_WAITING_ON),
+                next_deadline_kind=attributes.get(NEXT_DEADLINE_KIND),
             )
         )
     return rows
+
+
+@dataclass
+class CaseStats:
+    """Counts of open cases, read from the visibility store."""
+
+    by_status: dict[Status, int]
+    overdue: int
+    due_next_day: int
+    due_next_week: int
+
+    @property
+    def open_cases(self) -> int:
+        return sum(self.by_status.values())
+
+
+async def case_stats(client: Client, now: datetime, **filters: Any) -> CaseStats:
+    """Count open cases per status and the deadlines due from ``now`` on.
+
+    ``filters`` are ``visibility_query`` filters other than status and
+    deadlines, such as ``institution``. Visibility is eventually consistent,
+    so a change made a moment ago may not be counted yet.
+    """
+
+    async def count(**clauses: Any) -> int:
+        query = visibility_query(open_only=True, **filters, **clauses)
+        return (await client.count_workflows(query)).count
+
+    by_status: dict[Status, int] = {
+        status: await count(status=status.value)
+        for status in Status
+        if status is not Status.CLOSED
+    }
+    return CaseStats(
+        by_status=by_status,
+        overdue=await count(deadline_before=now),
+        due_next_day=await count(
+            deadline_after=now, deadline_before=now + timedelta(days=1)
+        ),
+        due_next_week=await count(
+            deadline_after=now, deadline_before=now + timedelta(days=7)
+        ),
+    )
 
 
 async def change_status(

@@ -13,12 +13,33 @@ from starter.codec import key_ring_from_env, with_encryption
 
 DEFAULT_TASK_QUEUE = "support-cases"
 DEFAULT_ADDRESS = "localhost:7233"
+# 9464 is the port the OpenTelemetry Prometheus exporter uses by default.
+DEFAULT_METRICS_ADDRESS = "127.0.0.1:9464"
+METRICS_OFF = "off"
 POLICY_ENV_PREFIX = "CASE_POLICY_"
 
 
 def task_queue(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     return env.get("CASE_TASK_QUEUE") or DEFAULT_TASK_QUEUE
+
+
+def metrics_address(environ: Mapping[str, str] | None = None) -> str | None:
+    """Return the ``host:port`` the worker serves Prometheus metrics on, or None when off.
+
+    ``CASE_METRICS_ADDRESS`` sets it; the default listens on loopback only.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get("CASE_METRICS_ADDRESS", DEFAULT_METRICS_ADDRESS).strip()
+    if value.lower() == METRICS_OFF:
+        return None
+    host, separator, port = value.rpartition(":")
+    if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"invalid CASE_METRICS_ADDRESS {value!r}: give host:port, such as "
+            f"{DEFAULT_METRICS_ADDRESS}, or {METRICS_OFF!r} to serve no metrics"
+        )
+    return value
 
 
 def case_policy(environ: Mapping[str, str] | None = None) -> CasePolicy:

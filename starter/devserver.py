@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from starter.config import metrics_address
 from worker import search_attribute_type_name
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
@@ -55,6 +56,14 @@ def dev_server_command(data_dir: Path, port: int, ui_port: int) -> list[str]:
     if codec_endpoint:
         command += ["--ui-codec-endpoint", codec_endpoint]
     return command
+
+
+def metrics_url(env: dict[str, str]) -> str:
+    try:
+        address = metrics_address(env)
+    except ValueError as err:
+        return str(err)
+    return f"http://{address}/metrics" if address else "off (CASE_METRICS_ADDRESS=off)"
 
 
 def port_in_use(port: int) -> bool:
@@ -118,6 +127,7 @@ def run_dev(*, data_dir: Path, port: int, ui_port: int) -> int:
             f"  Temporal Web UI:  http://localhost:{ui_port}\n"
             f"  Temporal server:  127.0.0.1:{port} (database {data_dir / 'temporal.db'})\n"
             f"  Email outbox:     {env['CASE_OUTBOX_DIR']} (Maildir)\n"
+            f"  Worker metrics:   {metrics_url(env)}\n"
             "Try, in another terminal:\n"
             "  .venv/bin/casedesk open --case-number 00012345 --subject 'Login fails' "
             "--institution-id inst-1 --institution-name 'Example University' "

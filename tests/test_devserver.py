@@ -50,6 +50,8 @@ class DevProcess:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            # The default metrics port 9464 may be taken by a `make run`.
+            env={**os.environ, "CASE_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"},
         )
         self.output: list[str] = []
 
@@ -81,6 +83,25 @@ class DevProcess:
 @pytest.fixture
 def ports() -> Iterator[tuple[int, int]]:
     yield free_port(), free_port()
+
+
+def ui_status(ui_port: int) -> int:
+    """Return the Web UI's HTTP status, waiting for it to listen.
+
+    The dev server opens its gRPC port, which the banner waits for, before
+    its UI port, so a request right after the banner can be refused.
+    """
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{ui_port}/", timeout=10
+            ) as page:
+                return int(page.status)
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def casedesk(port: int, *args: str) -> subprocess.CompletedProcess[str]:
@@ -117,8 +138,7 @@ def test_dev_runs_persists_and_stops(tmp_path: Path, ports: tuple[int, int]) -> 
         assert f"http://localhost:{ui_port}" in banner
         assert "casedesk open" in banner
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as page:
-            assert page.status == 200
+        assert ui_status(ui_port) == 200
 
         opened = casedesk(port, *open_args(number))
         assert opened.returncode == 0, opened.stderr

@@ -70,6 +70,8 @@ async def start_worker_process(
         "TEMPORAL_ADDRESS": address,
         "CASE_TASK_QUEUE": task_queue,
         "CASE_OUTBOX_DIR": str(outbox),
+        # A `make run` on the same machine may be using the default metrics port.
+        "CASE_METRICS_ADDRESS": "off",
     }
     directory.mkdir(parents=True, exist_ok=True)
     stdout_path = directory / "worker.stdout"

@@ -9,11 +9,11 @@ invalid, and deadlines are durable timers re-armed after every change.
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
+from temporalio.common import RawValue, RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -28,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.deadlines import DeadlineKind
     from domain.errors import CaseRuleError
     from domain.statuses import Role, Status
+    from domain.visibility import closed_reason_code, waiting_on
+    from workflows import metrics
     from workflows.messages import (
         CONTINUED_AS_NEW_KEY,
         AddCommentInput,
@@ -36,7 +38,17 @@ with workflow.unsafe.imports_passed_through():
         ContinuedCase,
         WorkflowInput,
     )
-    from workflows.search_attributes import CASE_PRIORITY, CASE_STATUS, NEXT_DEADLINE_AT
+    from workflows.search_attributes import (
+        CASE_CLOSED_REASON,
+        CASE_INSTITUTION,
+        CASE_PRIORITY,
+        CASE_PRODUCT,
+        CASE_STATUS,
+        CASE_STATUS_SINCE,
+        CASE_WAITING_ON,
+        NEXT_DEADLINE_AT,
+        NEXT_DEADLINE_KIND,
+    )
 
 MessageT = TypeVar("MessageT", bound=BaseModel)
 _CALLER_ROLES = frozenset(role.value for role in Role)
@@ -47,6 +59,9 @@ _CALLER_ROLES = frozenset(role.value for role in Role)
 RECENT_UPDATE_IDS = 500
 # An email that still fails after this long is recorded on the case and given up.
 EMAIL_DELIVERY_WINDOW = timedelta(hours=24)
+# Runs started before this patch upsert only CaseStatus, CasePriority and
+# NextDeadlineAt; the patch adds the operator search attributes to each upsert.
+OPERATOR_SEARCH_ATTRIBUTES_PATCH = "operator-search-attributes"
 EMAIL_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     backoff_coefficient=2.0,
@@ -66,6 +81,8 @@ class SupportCase:
         self._emails_in_flight = 0
         self._recent_update_ids: list[str] = []
         self._published: tuple[Any, ...] | None = None
+        # The status last counted in the transition metric; set on first publish.
+        self._counted_status: Status | None = None
         self._input_error: str | None = None
         self._case: Case | None = None
         try:
@@ -167,6 +184,7 @@ class SupportCase:
             name,
             f"unknown signal name {name!r}; send one of: {known}",
             _decode_raw(payload),
+            code="unknown_signal",
         )
 
     # ---- queries
@@ -275,6 +293,7 @@ class SupportCase:
         )
         if sent:
             case.record_reminder_sent(deadline, workflow.now())
+            metrics.record_reminder_sent()
             self._changed(case)
 
     async def _send_email(
@@ -317,6 +336,7 @@ class SupportCase:
                 else str(err)
             )
             case.record_email_failure(notice, cause, workflow.now())
+            metrics.record_email_failed(notice)
             workflow.logger.warning(
                 "case.email_failed",
                 extra={"case": case.case_number, "notice": notice, "error": cause},
@@ -428,25 +448,33 @@ class SupportCase:
             return
         if len(args) != 1:
             self._reject_signal(
-                name, f"expected exactly one argument, got {len(args)}", None
+                name,
+                f"expected exactly one argument, got {len(args)}",
+                None,
+                code="wrong_argument_count",
             )
             return
         try:
             message = model.model_validate(args[0])
         except ValidationError as err:
-            self._reject_signal(name, _describe_error(err), args[0])
+            self._reject_signal(
+                name, _describe_error(err), args[0], code="invalid_argument"
+            )
             return
         try:
             apply(self._case, message)
         except CaseRuleError as err:
-            self._reject_signal(name, str(err), args[0])
+            self._reject_signal(name, str(err), args[0], code=err.code)
             return
         self._changed(self._case)
 
-    def _reject_signal(self, name: str, reason: str, payload: Any) -> None:
+    def _reject_signal(
+        self, name: str, reason: str, payload: Any, *, code: str
+    ) -> None:
         case = self._case
         if case is None:
             return
+        metrics.record_signal_rejected(name, code)
         role, actor_name = _claimed_actor(payload)
         case.record_rejected_signal(
             name, reason, _requested_status(payload), role, actor_name, workflow.now()
@@ -461,23 +489,34 @@ class SupportCase:
 
     def _changed(self, case: Case) -> None:
         self._changes += 1
+        self._count_transition(case)
         self._publish(case)
+
+    def _count_transition(self, case: Case) -> None:
+        previous = self._counted_status
+        self._counted_status = case.status
+        if previous is None or previous is case.status:
+            return
+        metrics.record_transition(previous.value, case.status.value)
+        reason = closed_reason_code(case)
+        if reason is not None:
+            metrics.record_closure(reason)
 
     def _publish(self, case: Case) -> None:
         """Keep search attributes and the UI's current details in step with the case."""
+        if self._counted_status is None:
+            self._counted_status = case.status
         deadline = case.next_deadline()
-        values = (case.status, case.priority, deadline.due_at if deadline else None)
+        if workflow.patched(OPERATOR_SEARCH_ATTRIBUTES_PATCH):
+            updates = _operator_search_attributes(case, deadline)
+        else:
+            updates = _released_search_attributes(case, deadline)
+        # An upsert is a command in the history, so it is sent only when a value
+        # changed. Current details are not part of the history.
+        values = tuple(updates)
         if values != self._published:
             self._published = values
-            workflow.upsert_search_attributes(
-                [
-                    CASE_STATUS.value_set(case.status.value),
-                    CASE_PRIORITY.value_set(case.priority.value),
-                    NEXT_DEADLINE_AT.value_set(deadline.due_at)
-                    if deadline
-                    else NEXT_DEADLINE_AT.value_unset(),
-                ]
-            )
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(_current_details(case, deadline))
 
     def _require_case(self) -> Case:
@@ -493,16 +532,63 @@ def _current_update_id() -> str | None:
     return info.id if info else None
 
 
+def _released_search_attributes(
+    case: Case, deadline: Deadline | None
+) -> list[SearchAttributeUpdate[Any]]:
+    return [
+        CASE_STATUS.value_set(case.status.value),
+        CASE_PRIORITY.value_set(case.priority.value),
+        NEXT_DEADLINE_AT.value_set(deadline.due_at)
+        if deadline
+        else NEXT_DEADLINE_AT.value_unset(),
+    ]
+
+
+def _operator_search_attributes(
+    case: Case, deadline: Deadline | None
+) -> list[SearchAttributeUpdate[Any]]:
+    closed_reason = closed_reason_code(case)
+    return [
+        *_released_search_attributes(case, deadline),
+        CASE_WAITING_ON.value_set(waiting_on(case.status).value),
+        CASE_STATUS_SINCE.value_set(case.status_since),
+        CASE_PRODUCT.value_set(case.product)
+        if case.product
+        else CASE_PRODUCT.value_unset(),
+        CASE_INSTITUTION.value_set(case.institution.id),
+        NEXT_DEADLINE_KIND.value_set(deadline.kind.value)
+        if deadline
+        else NEXT_DEADLINE_KIND.value_unset(),
+        CASE_CLOSED_REASON.value_set(closed_reason)
+        if closed_reason
+        else CASE_CLOSED_REASON.value_unset(),
+    ]
+
+
 def _current_details(case: Case, deadline: Deadline | None) -> str:
-    since = case.status_since.strftime("%Y-%m-%d %H:%M %Z")
-    line = f"**{case.status.value}** since {since}, priority {case.priority.value}"
+    """Render the case's state as the Markdown the Web UI shows under Current Details."""
+    lines = [
+        f"**{case.status.value}** since {_format_minute(case.status_since)}, "
+        f"waiting on {waiting_on(case.status).value.replace('_', ' ')}",
+        f"Priority: {case.priority.value}",
+    ]
     if case.is_closed:
-        line += f" · {case.closed_reason}"
+        lines.append(f"Closed: {case.closed_reason}")
     elif deadline is not None:
-        line += f" · next: {deadline.description} at {deadline.due_at.strftime('%Y-%m-%d %H:%M %Z')}"
+        lines.append(
+            f"Next deadline: {deadline.description} at {_format_minute(deadline.due_at)} "
+            f"({deadline.kind.value})"
+        )
+    else:
+        lines.append("Next deadline: none")
     if case.last_action:
-        line += f" · last: {case.last_action}"
-    return line
+        lines.append(f"Last action: {case.last_action}")
+    # Two trailing spaces make a Markdown line break.
+    return "  \n".join(lines)
+
+
+def _format_minute(moment: datetime) -> str:
+    return str(moment.strftime("%Y-%m-%d %H:%M %Z"))
 
 
 def _describe_error(err: Exception) -> str:
