@@ -627,7 +627,9 @@ async def test_smtp_connection_refused(refused_port: int, outbox: Path) -> None:
 
     error = await send_error(settings, reminder_email())
 
-    assert isinstance(error, ConnectionRefusedError)
+    assert isinstance(error, ApplicationError)
+    assert error.type == "EmailDeferred"
+    assert "could not be reached" in error.message
     assert is_non_retryable(error) is False
     assert not outbox.exists()
 
