@@ -1,5 +1,11 @@
 """The casedesk worker: runs SupportCase workflows and their email activities.
 
+Two Temporal workers run in this process. One polls the case task queue
+(CASE_TASK_QUEUE) for workflows. The other polls the notification task queue,
+the case queue's name followed by "-notifications", for the email activities,
+and the server hands out at most CASE_MAIL_MAX_PER_SECOND of those per second
+across all workers on that queue.
+
     python worker.py
 
 Connection settings come from Temporal's environment configuration
@@ -9,10 +15,12 @@ README.md.
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from types import TracebackType
 
 import structlog
 from temporalio.api.enums.v1 import IndexedValueType
@@ -25,7 +33,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.email import EmailActivities, EmailSettings
+from activities.email import EmailActivities, EmailSettings, notification_task_queue
 from starter.config import client_connect_config, task_queue
 from starter.logs import configure_logging, exit_without_teardown, temporal_runtime
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
@@ -38,22 +46,87 @@ class SearchAttributesMissing(RuntimeError):
     pass
 
 
+# Notifications handed to the mail server per second, across all workers, by default.
+DEFAULT_MAIL_MAX_PER_SECOND = 5.0
+
+
+class CaseWorkers:
+    """The case worker and the rate-limited notification worker, run together.
+
+    ``async with`` starts both and shuts both down; ``run()`` runs both until
+    one of them stops.
+    """
+
+    def __init__(self, case_worker: Worker, notification_worker: Worker) -> None:
+        self.case_worker = case_worker
+        self.notification_worker = notification_worker
+
+    async def __aenter__(self) -> "CaseWorkers":
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.case_worker)
+            await stack.enter_async_context(self.notification_worker)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, traceback)
+
+    async def run(self) -> None:
+        await asyncio.gather(self.case_worker.run(), self.notification_worker.run())
+
+
 def build_worker(
     client: Client,
     *,
     task_queue: str,
     email_settings: EmailSettings,
+    mail_max_per_second: float = DEFAULT_MAIL_MAX_PER_SECOND,
     **worker_options: object,
-) -> Worker:
-    """Return a worker for SupportCase on ``task_queue``; tests and the replay use it too."""
+) -> CaseWorkers:
+    """Return the workers for SupportCase on ``task_queue``; tests and the replay use it too.
+
+    The case worker also runs the email activity, for runs that started
+    before notifications moved to their own task queue and still schedule
+    it on the case queue.
+    """
     emails = EmailActivities(email_settings)
-    return Worker(
+    case_worker = Worker(
         client,
         task_queue=task_queue,
         workflows=[SupportCase],
         activities=[emails.send_case_email],
         **worker_options,  # type: ignore[arg-type]
     )
+    notification_worker = Worker(
+        client,
+        task_queue=notification_task_queue(task_queue),
+        activities=[emails.send_case_email],
+        max_task_queue_activities_per_second=mail_max_per_second,
+    )
+    return CaseWorkers(case_worker, notification_worker)
+
+
+def mail_max_per_second(environ: dict[str, str] | None = None) -> float:
+    """Read CASE_MAIL_MAX_PER_SECOND, the notifications sent per second at most."""
+    env = os.environ if environ is None else environ
+    text = env.get("CASE_MAIL_MAX_PER_SECOND")
+    if not text:
+        return DEFAULT_MAIL_MAX_PER_SECOND
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not rate > 0:
+        raise ValueError(
+            f"invalid CASE_MAIL_MAX_PER_SECOND {text!r}: give a positive number of "
+            "messages per second, such as 5 or 0.5"
+        )
+    return rate
 
 
 async def ensure_search_attributes(
@@ -130,8 +203,16 @@ async def main() -> int:
     if created:
         log.info("worker.search_attributes_registered", names=created)
 
-    settings = EmailSettings.from_env()
-    worker = build_worker(client, task_queue=queue, email_settings=settings)
+    try:
+        settings = EmailSettings.from_env()
+        rate = mail_max_per_second()
+    except ValueError as err:
+        log.error("worker.invalid_configuration", error=str(err))
+        print(err, file=sys.stderr)
+        return 2
+    worker = build_worker(
+        client, task_queue=queue, email_settings=settings, mail_max_per_second=rate
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -142,6 +223,8 @@ async def main() -> int:
         address=config["target_host"],
         namespace=client.namespace,
         task_queue=queue,
+        notification_task_queue=notification_task_queue(queue),
+        mail_max_per_second=rate,
         email="smtp" if settings.uses_smtp else f"maildir {settings.outbox_dir}",
     )
     async with worker:

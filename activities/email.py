@@ -112,6 +112,11 @@ def opened_message_key(case_number: str) -> str:
     return f"case-{case_number}.opened"
 
 
+def notification_task_queue(case_task_queue: str) -> str:
+    """Return the task queue of the notification activities for cases on ``case_task_queue``."""
+    return f"{case_task_queue}-notifications"
+
+
 def _validated_address(value: str, setting: str) -> str:
     _, address = parseaddr(value)
     try:
