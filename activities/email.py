@@ -29,7 +29,6 @@ from zoneinfo import ZoneInfo
 import aiosmtplib
 import jinja2
 import structlog
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AwareDatetime, BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -117,12 +116,19 @@ def notification_task_queue(case_task_queue: str) -> str:
     return f"{case_task_queue}-notifications"
 
 
+# One "@" between a local part and a domain, with no spaces or angle brackets.
+# email_validator is not used here, because it rejects internal domains such
+# as "localhost" that a team address may be on.
+_ADDRESS_SYNTAX = re.compile(r"\A[^\s@<>]+@[^\s@<>]+\Z")
+
+
 def _validated_address(value: str, setting: str) -> str:
     _, address = parseaddr(value)
-    try:
-        validate_email(address, check_deliverability=False)
-    except EmailNotValidError as err:
-        raise ValueError(f"invalid email address in {setting}: {err}") from None
+    if not _ADDRESS_SYNTAX.match(address):
+        raise ValueError(
+            f"invalid email address in {setting}: {value!r}; write it as "
+            "name@example.org or as Name <name@example.org>"
+        )
     return address
 
 
