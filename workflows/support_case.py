@@ -92,6 +92,7 @@ class SupportCase:
         self._case: Case | None = None
         self._continued = False
         self._all_notices = False
+        self._notices_checked = False
         try:
             if extra:
                 raise InvalidCaseInput(
@@ -213,9 +214,7 @@ class SupportCase:
                 non_retryable=True,
             )
         case = self._require_case()
-        if workflow.patched(ALL_NOTICES_PATCH):
-            self._all_notices = True
-            case.enable_all_notices(workflow.now())
+        if self._check_all_notices(case):
             opened_here = not self._continued and case.history[0].event == "opened"
             if opened_here:
                 self._start_notice(
@@ -361,6 +360,19 @@ class SupportCase:
             occurrence=occurrence,
         )
 
+    def _check_all_notices(self, case: Case) -> bool:
+        """Return whether this run sends every notice kind, deciding it on the first call.
+
+        An update or signal that arrives with the start of the run is handled
+        before ``run`` begins, so its handler may be the first caller.
+        """
+        if not self._notices_checked:
+            self._notices_checked = True
+            if workflow.patched(ALL_NOTICES_PATCH):
+                self._all_notices = True
+                case.enable_all_notices(workflow.now())
+        return self._all_notices
+
     def _start_notice(self, case: Case, email: CaseEmail) -> None:
         """Send ``email`` in the background; the run waits for it before it ends."""
         # Counted here, not in the task, so the end of the run and
@@ -377,7 +389,7 @@ class SupportCase:
 
     def _notify_status(self, case: Case, entry_before: int, actor_role: Role) -> None:
         """Start the notice for a status the case has just entered, if it has one."""
-        if not self._all_notices or case.status_entry == entry_before:
+        if case.status_entry == entry_before:
             return
         key = f"case-{case.case_number}.{case.status_entry}"
         contact_notice = STATUS_NOTICES.get(case.status)
@@ -486,8 +498,10 @@ class SupportCase:
     def _apply_change_status(self, case: Case, input: ChangeStatusInput) -> None:
         previous = case.status
         entry_before = case.status_entry
+        all_notices = self._check_all_notices(case)
         case.change_status(input.actor, input.status, input.note, workflow.now())
-        self._notify_status(case, entry_before, input.actor.role)
+        if all_notices:
+            self._notify_status(case, entry_before, input.actor.role)
         workflow.logger.info(
             "case.status_changed",
             extra={
@@ -501,8 +515,10 @@ class SupportCase:
     def _apply_add_comment(self, case: Case, input: AddCommentInput) -> None:
         previous = case.status
         entry_before = case.status_entry
+        all_notices = self._check_all_notices(case)
         case.add_comment(input.actor, input.body, input.internal, workflow.now())
-        self._notify_status(case, entry_before, input.actor.role)
+        if all_notices:
+            self._notify_status(case, entry_before, input.actor.role)
         workflow.logger.info(
             "case.comment_added",
             extra={

@@ -1,6 +1,8 @@
 """Record SupportCase histories from a real dev server for the replay tests.
 
-    .venv/bin/python -m tests.histories.record
+    .venv/bin/python -m tests.histories.record [NAME ...]
+
+With names, only those scenarios are recorded, such as ``mail-all_notices``.
 
 Each scenario runs on a fresh dev server with a policy of seconds, so real
 timers fire in real time, and its history is saved as JSON beside this file.
@@ -168,6 +170,44 @@ async def continued_as_new(client: Client, queue: str) -> WorkflowHandle[Any, An
     return handle
 
 
+async def all_notices(client: Client, queue: str) -> WorkflowHandle[Any, Any]:
+    handle = await start(client, queue, "H-MAIL-NOTICES", product="Discovery")
+    await status(handle, "Pending Customer Input")
+    await handle.execute_update(
+        SupportCase.add_comment,
+        AddCommentInput.model_validate({"actor": CUSTOMER, "body": "Logs attached"}),
+    )
+    await status(handle, "Awaiting Customer Confirmation")
+    await handle.execute_update(
+        SupportCase.add_comment,
+        AddCommentInput.model_validate({"actor": CUSTOMER, "body": "Still broken"}),
+    )
+    await status(handle, "Pending Customer Testing")
+    await status(handle, "Pending Release")
+    await status(handle, "Closed")
+    await handle.result()
+    return handle
+
+
+async def work_plan_reassessed(client: Client, queue: str) -> WorkflowHandle[Any, Any]:
+    policy = {
+        **SHORT_POLICY,
+        "pending_work_plan_reassessment": {"seconds": 1},
+        "pending_work_plan_closure": {"seconds": 4},
+    }
+    handle = await start(
+        client,
+        queue,
+        "H-MAIL-WORK-PLAN",
+        status="Pending Work Plan",
+        status_since=datetime.now(UTC).isoformat(),
+        priority="Low",
+        policy=policy,
+    )
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "reminded_then_closed": reminded_then_closed,
     "reopened_by_customer": reopened_by_customer,
@@ -175,6 +215,8 @@ SCENARIOS: dict[str, Scenario] = {
     "imported_past_deadlines": imported_past_deadlines,
     "work_plan_import_closed": work_plan_import_closed,
     "cloned": cloned,
+    "mail-all_notices": all_notices,
+    "mail-work_plan_reassessed": work_plan_reassessed,
 }
 
 
@@ -209,9 +251,18 @@ async def record(name: str, scenario: Scenario, extra_args: list[str]) -> None:
         print(f"recorded {name}: {index} run(s)")
 
 
-async def main() -> None:
+async def main(names: list[str]) -> None:
+    unknown = sorted(set(names) - set(SCENARIOS) - {"continued_as_new"})
+    if unknown:
+        raise SystemExit(
+            f"unknown scenario {', '.join(unknown)}; known ones are: "
+            f"{', '.join([*SCENARIOS, 'continued_as_new'])}"
+        )
     for name, scenario in SCENARIOS.items():
-        await record(name, scenario, [])
+        if not names or name in names:
+            await record(name, scenario, [])
+    if names and "continued_as_new" not in names:
+        return
     await record(
         "continued_as_new",
         continued_as_new,
@@ -220,4 +271,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1:]))
