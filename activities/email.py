@@ -333,6 +333,7 @@ class EmailActivities:
         )
         if entry.state in ("accepted", "unconfirmed"):
             return "smtp (already accepted)"
+
         if entry.state == "handed_over":
             # NOTE: the previous attempt ended between DATA and the server's
             # reply. The server has the message if it had read the final "."
@@ -346,17 +347,19 @@ class EmailActivities:
                 message_id=message_id_,
             )
             return "smtp (unconfirmed, not sent again)"
+
         if entry.state == "rejected":
             raise ApplicationError(
                 entry.detail, type="EmailRejected", non_retryable=True
             )
+
         # A retry starts once start_to_close_timeout has passed, so this
         # attempt gives up before then: two attempts must never send at once.
         limit = activity.info().start_to_close_timeout
         budget = limit.total_seconds() * 0.9 if limit else None
         try:
             async with asyncio.timeout(budget):
-                await self._send_smtp(message, message_id_)
+                await self._send_smtp(message, message_id_, entry.attempts)
         except TimeoutError:
             raise ApplicationError(
                 f"sending took longer than {budget:.0f} seconds; "
@@ -371,7 +374,9 @@ class EmailActivities:
             raise
         return "smtp"
 
-    async def _send_smtp(self, message: EmailMessage, message_id_: str) -> None:
+    async def _send_smtp(
+        self, message: EmailMessage, message_id_: str, claim: int
+    ) -> None:
         settings = self._settings
         assert settings.smtp_host and settings.smtp_port
         _, sender = parseaddr(str(message["From"]))
@@ -394,15 +399,21 @@ class EmailActivities:
             await client.mail(sender)
             await client.rcpt(recipient)
             # From here the server may accept the message even if this worker
-            # never sees the reply, so a retry must not send it again.
-            await asyncio.to_thread(self._ledger.mark, message_id_, "handed_over")
+            # never receives the reply, so a retry must not send it again.
+            owned = await asyncio.to_thread(self._ledger.hand_over, message_id_, claim)
+            if not owned:
+                raise ApplicationError(
+                    "a later attempt took over this message, so this attempt stops "
+                    "before DATA",
+                    type="EmailDeferred",
+                )
             handed_over = True
             await client.data(message.as_bytes())
             await asyncio.to_thread(self._ledger.mark, message_id_, "accepted")
         except aiosmtplib.SMTPRecipientRefused as err:
             raise _rejection("recipient", err.code, err.message) from None
         except aiosmtplib.SMTPDataError as err:
-            # The server answered, so it did not accept the message.
+            # The server replied with an error, so it did not accept the message.
             await asyncio.to_thread(self._ledger.mark, message_id_, "claimed")
             raise _rejection("message", err.code, err.message) from None
         except aiosmtplib.SMTPResponseException as err:

@@ -2,7 +2,7 @@
 
 The sending activity claims a Message-ID before it connects, marks it
 ``handed_over`` just before the DATA command and ``accepted`` when the server
-answers 250. A retried activity reads the state first:
+replies 250. A retried activity reads the state first:
 
 - ``accepted``: the server has the message, so nothing is sent again.
 - ``handed_over``: the worker died or lost the connection between the DATA
@@ -98,6 +98,22 @@ class MailLedger:
                 connection.execute("ROLLBACK")
                 raise
         return entry
+
+    def hand_over(self, message_id: str, attempts: int) -> bool:
+        """Mark ``message_id`` as ``handed_over`` if attempt ``attempts`` still owns the claim.
+
+        Returns False when a later attempt claimed the Message-ID meanwhile,
+        for example after this worker was paused past the activity's timeout.
+        That attempt sends the message, so this one must not.
+        """
+        now = datetime.now(UTC).isoformat()
+        with closing(self._connect()) as connection:
+            cursor = connection.execute(
+                "UPDATE deliveries SET state = 'handed_over', updated_at = ? "
+                "WHERE message_id = ? AND state = 'claimed' AND attempts = ?",
+                (now, message_id, attempts),
+            )
+            return cursor.rowcount == 1
 
     def mark(self, message_id: str, state: DeliveryState, detail: str = "") -> None:
         now = datetime.now(UTC).isoformat()

@@ -1,7 +1,7 @@
 """A worker process killed with SIGKILL while it hands a reminder to the mail server.
 
 The SMTP server (aiosmtpd on 127.0.0.1) stores the reminder when it has read
-the whole message and then holds its reply to DATA, so the kill lands after
+the whole message and then delays its reply to DATA, so the kill lands after
 the server has the message and before the worker learns it. A second worker
 process retries the activity, finds the Message-ID in the delivery ledger and
 sends no second copy. The test runs on the dev server in real time, because

@@ -374,7 +374,7 @@ class SupportCase:
         return self._all_notices
 
     def _start_notice(self, case: Case, email: CaseEmail) -> None:
-        """Send ``email`` in the background; the run waits for it before it ends."""
+        """Send ``email`` in the background. The run waits for it before it ends."""
         # Counted here, not in the task, so the end of the run and
         # continue-as-new wait for a task that has not started yet.
         self._emails_in_flight += 1
@@ -431,7 +431,7 @@ class SupportCase:
         self._start_notice(case, email)
 
     async def _deliver(self, case: Case, email: CaseEmail) -> bool:
-        """Run the send activity and record a failure on the case; never raise."""
+        """Run the send activity and record its failure on the case instead of raising it."""
         notice = email.notice
         if notice in ("reminder", "closure"):
             summary = f"{notice} email to contact"

@@ -316,6 +316,19 @@ async def test_ledger_never_resends_after_data(
     assert entry.state == "unconfirmed"
 
 
+def test_ledger_hand_over_after_takeover(tmp_path: Path) -> None:
+    ledger = MailLedger(tmp_path / "ledger.sqlite3")
+    message_id = "<case-00012345.3.reminder@casedesk.localhost>"
+    paused = ledger.claim(message_id, "00012345", "reminder")
+    later = ledger.claim(message_id, "00012345", "reminder")
+
+    assert ledger.hand_over(message_id, paused.attempts) is False
+    assert ledger.hand_over(message_id, later.attempts) is True
+    entry = ledger.get(message_id)
+    assert entry is not None
+    assert entry.state == "handed_over"
+
+
 async def test_ledger_repeats_permanent_rejection(
     smtp_server: SmtpServer, smtp_settings: EmailSettings
 ) -> None:
