@@ -167,6 +167,8 @@ class EmailSettings:
     smtp_password: str | None = None
     smtp_security: Literal["none", "starttls", "tls"] = "none"
     smtp_timeout_seconds: float = 30.0
+    # A PEM file of CA certificates to trust for TLS in place of the system's.
+    smtp_ca_file: Path | None = None
     # The SQLite ledger of SMTP deliveries; None puts it beside the outbox folder.
     ledger_path: Path | None = None
     # The support team that receives support notices when no team is set for the product.
@@ -184,6 +186,7 @@ class EmailSettings:
                 f"invalid SMTP_SECURITY {security!r}: use 'none', 'starttls' or 'tls'"
             )
         ledger = env.get("CASE_MAIL_LEDGER")
+        ca_file = env.get("SMTP_TLS_CA_FILE")
         support_address = env.get("CASE_SUPPORT_ADDRESS") or cls.support_address
         _validated_address(support_address, "CASE_SUPPORT_ADDRESS")
         return cls(
@@ -195,6 +198,7 @@ class EmailSettings:
             smtp_username=env.get("SMTP_USERNAME") or None,
             smtp_password=env.get("SMTP_PASSWORD") or None,
             smtp_security=security,  # type: ignore[arg-type]
+            smtp_ca_file=Path(ca_file) if ca_file else None,
             ledger_path=Path(ledger) if ledger else None,
             support_address=support_address,
             support_teams=parse_support_teams(env.get("CASE_SUPPORT_TEAMS") or "{}"),
@@ -386,7 +390,7 @@ class EmailActivities:
             port=settings.smtp_port,
             use_tls=settings.smtp_security == "tls",
             start_tls=settings.smtp_security == "starttls",
-            tls_context=ssl.create_default_context()
+            tls_context=ssl.create_default_context(cafile=settings.smtp_ca_file)
             if settings.smtp_security != "none"
             else None,
             timeout=settings.smtp_timeout_seconds,

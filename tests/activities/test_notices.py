@@ -6,6 +6,7 @@ port the kernel picks. Workflow tests run on the time-skipping test server.
 
 import dataclasses
 import socket
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import trustme
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowHandle
@@ -267,6 +270,145 @@ def test_mail_rate_invalid(text: str) -> None:
 def test_mail_rate_default_and_set() -> None:
     assert mail_max_per_second({}) == 5.0
     assert mail_max_per_second({"CASE_MAIL_MAX_PER_SECOND": "0.5"}) == 0.5
+
+
+# ---- TLS and login
+
+
+SMTP_USERNAME = "casedesk"
+SMTP_PASSWORD = "s3cret-for-tests"
+
+
+class RecordingAuthenticator:
+    """An aiosmtpd authenticator that accepts one login and records every attempt."""
+
+    def __init__(self) -> None:
+        self.logins: list[tuple[str, bool]] = []
+
+    def __call__(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        mechanism: str,
+        auth_data: Any,
+    ) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        login = auth_data.login.decode()
+        accepted = (login, auth_data.password.decode()) == (
+            SMTP_USERNAME,
+            SMTP_PASSWORD,
+        )
+        self.logins.append((login, session.ssl is not None))
+        return AuthResult(success=accepted)
+
+
+@pytest.fixture
+def certificate_authority(tmp_path: Path) -> tuple[trustme.CA, Path]:
+    authority = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    return authority, ca_file
+
+
+def server_tls_context(authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+async def test_smtp_starttls_with_login(
+    certificate_authority: tuple[trustme.CA, Path], outbox: Path
+) -> None:
+    authority, ca_file = certificate_authority
+    handler = RecordingHandler()
+    authenticator = RecordingAuthenticator()
+    controller = LoopbackController(
+        handler,
+        hostname="127.0.0.1",
+        port=0,
+        tls_context=server_tls_context(authority),
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        settings = EmailSettings(
+            outbox_dir=outbox,
+            smtp_host="127.0.0.1",
+            smtp_port=controller.port,
+            smtp_security="starttls",
+            smtp_username=SMTP_USERNAME,
+            smtp_password=SMTP_PASSWORD,
+            smtp_ca_file=ca_file,
+            smtp_timeout_seconds=10,
+        )
+        await send(settings, notice_email("reminder"))
+    finally:
+        controller.stop()
+
+    assert authenticator.logins == [(SMTP_USERNAME, True)]
+    assert len(handler.deliveries) == 1
+
+
+async def test_smtp_implicit_tls(
+    certificate_authority: tuple[trustme.CA, Path], outbox: Path
+) -> None:
+    authority, ca_file = certificate_authority
+    handler = RecordingHandler()
+    controller = LoopbackController(
+        handler,
+        hostname="127.0.0.1",
+        port=0,
+        ssl_context=server_tls_context(authority),
+    )
+    controller.start()
+    try:
+        settings = EmailSettings(
+            outbox_dir=outbox,
+            smtp_host="127.0.0.1",
+            smtp_port=controller.port,
+            smtp_security="tls",
+            smtp_ca_file=ca_file,
+            smtp_timeout_seconds=10,
+        )
+        await send(settings, notice_email("closure"))
+    finally:
+        controller.stop()
+
+    assert len(handler.deliveries) == 1
+
+
+async def test_smtp_untrusted_certificate_retried(
+    certificate_authority: tuple[trustme.CA, Path], outbox: Path
+) -> None:
+    authority, _ = certificate_authority
+    handler = RecordingHandler()
+    controller = LoopbackController(
+        handler,
+        hostname="127.0.0.1",
+        port=0,
+        ssl_context=server_tls_context(authority),
+    )
+    controller.start()
+    try:
+        # Without the test CA, the system's CAs do not trust the certificate.
+        settings = EmailSettings(
+            outbox_dir=outbox,
+            smtp_host="127.0.0.1",
+            smtp_port=controller.port,
+            smtp_security="tls",
+            smtp_timeout_seconds=10,
+        )
+        error = await send_error(settings, notice_email("closure"))
+    finally:
+        controller.stop()
+
+    assert isinstance(error, ApplicationError)
+    assert error.type == "EmailDeferred"
+    assert error.non_retryable is False
+    assert handler.deliveries == []
 
 
 # ---- the ledger
