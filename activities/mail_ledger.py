@@ -14,7 +14,8 @@ replies 250. A retried activity reads the state first:
   again without a new connection.
 
 NOTE: SQLite locking is reliable only on a local disk, so every worker that
-sends by SMTP must run on one host and share one ledger file.
+sends by SMTP must run on one host and share one ledger file. Rows are kept
+forever, because nothing prunes the file yet.
 """
 
 import sqlite3

@@ -262,6 +262,8 @@ async def send(
         activity_type="send_case_email",
         attempt=attempt,
         current_attempt_scheduled_time=scheduled_at,
+        # The workflow's value; the SMTP sender stops before 90% of it.
+        start_to_close_timeout=timedelta(seconds=60),
     )
     activities = EmailActivities(settings)
     return await environment.run(activities.send_case_email, case_email)
