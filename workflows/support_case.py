@@ -51,7 +51,8 @@ _CALLER_ROLES = frozenset(role.value for role in Role)
 # remembers this many more so a retried update stays applied once across
 # continue-as-new.
 RECENT_UPDATE_IDS = 500
-# An email that still fails after this long is recorded on the case and given up.
+# An email that still fails after this long is recorded on the case and given
+# up. Runs with ALL_NOTICES_PATCH take the case policy's email_delivery_window.
 EMAIL_DELIVERY_WINDOW = timedelta(hours=24)
 # The patch that turns on the case-opened notice, status notices, support
 # notices, work plan reassessment reminders and the rate-limited notification
