@@ -1,5 +1,11 @@
 """The casedesk worker: runs SupportCase workflows and their email activities.
 
+Two Temporal workers run in this process. One polls the case task queue
+(CASE_TASK_QUEUE) for workflows. The other polls the notification task queue,
+the case queue's name followed by "-notifications", for the email activities,
+and the server hands out at most CASE_MAIL_MAX_PER_SECOND of those per second
+across all workers on that queue.
+
     python worker.py
 
 Connection settings come from Temporal's environment configuration
@@ -10,11 +16,13 @@ README.md. The worker serves Prometheus metrics on CASE_METRICS_ADDRESS
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import TracebackType
 
 import structlog
 from temporalio.api.enums.v1 import IndexedValueType
@@ -27,7 +35,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from activities.email import EmailActivities, EmailSettings
+from activities.email import EmailActivities, EmailSettings, notification_task_queue
 from starter.codec import EncryptionCodec, KeyConfigError
 from starter.config import client_connect_config, metrics_address, task_queue
 from starter.logs import configure_logging, exit_without_teardown, temporal_runtime
@@ -43,16 +51,62 @@ class SearchAttributesMissing(RuntimeError):
     pass
 
 
+# Notifications handed to the mail server per second, across all workers, by default.
+DEFAULT_MAIL_MAX_PER_SECOND = 5.0
+
+
+class CaseWorkers:
+    """The case worker and the rate-limited notification worker, run together.
+
+    ``async with`` starts both and shuts both down; ``run()`` runs both until
+    one of them stops.
+    """
+
+    def __init__(self, case_worker: Worker, notification_worker: Worker) -> None:
+        self.case_worker = case_worker
+        self.notification_worker = notification_worker
+
+    async def __aenter__(self) -> "CaseWorkers":
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.case_worker)
+            await stack.enter_async_context(self.notification_worker)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, traceback)
+
+    async def run(self) -> None:
+        await asyncio.gather(self.case_worker.run(), self.notification_worker.run())
+
+    async def shutdown(self) -> None:
+        """Shut down both workers, as ``Worker.shutdown`` does for one."""
+        await asyncio.gather(
+            self.case_worker.shutdown(), self.notification_worker.shutdown()
+        )
+
+
 def build_worker(
     client: Client,
     *,
     task_queue: str,
     email_settings: EmailSettings,
+    mail_max_per_second: float = DEFAULT_MAIL_MAX_PER_SECOND,
     **worker_options: object,
-) -> Worker:
-    """Return a worker for SupportCase on ``task_queue``; tests and the replay use it too."""
+) -> CaseWorkers:
+    """Return the workers for SupportCase on ``task_queue``; tests and the replay use it too.
+
+    The case worker also runs the email activity, for runs that started
+    before notifications moved to their own task queue and still schedule
+    it on the case queue.
+    """
     emails = EmailActivities(email_settings)
-    return Worker(
+    case_worker = Worker(
         client,
         task_queue=task_queue,
         workflows=[SupportCase],
@@ -60,6 +114,32 @@ def build_worker(
         interceptors=[CaseTelemetryInterceptor()],
         **worker_options,  # type: ignore[arg-type]
     )
+    notification_worker = Worker(
+        client,
+        task_queue=notification_task_queue(task_queue),
+        activities=[emails.send_case_email],
+        interceptors=[CaseTelemetryInterceptor()],
+        max_task_queue_activities_per_second=mail_max_per_second,
+    )
+    return CaseWorkers(case_worker, notification_worker)
+
+
+def mail_max_per_second(environ: dict[str, str] | None = None) -> float:
+    """Read CASE_MAIL_MAX_PER_SECOND, the notifications sent per second at most."""
+    env = os.environ if environ is None else environ
+    text = env.get("CASE_MAIL_MAX_PER_SECOND")
+    if not text:
+        return DEFAULT_MAIL_MAX_PER_SECOND
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not rate > 0:
+        raise ValueError(
+            f"invalid CASE_MAIL_MAX_PER_SECOND {text!r}: give a positive number of "
+            "messages per second, such as 5 or 0.5"
+        )
+    return rate
 
 
 @dataclass
@@ -175,12 +255,22 @@ async def main() -> int:
     if created:
         log.info("worker.search_attributes_registered", names=created)
 
-    settings = EmailSettings.from_env()
+    try:
+        settings = EmailSettings.from_env()
+        rate = mail_max_per_second()
+    except ValueError as err:
+        log.error("worker.invalid_configuration", error=str(err))
+        print(err, file=sys.stderr)
+        return 2
     versioning: dict[str, object] = (
         {"deployment_config": deployment} if deployment else {}
     )
     worker = build_worker(
-        client, task_queue=queue, email_settings=settings, **versioning
+        client,
+        task_queue=queue,
+        email_settings=settings,
+        mail_max_per_second=rate,
+        **versioning,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -193,6 +283,8 @@ async def main() -> int:
         namespace=client.namespace,
         task_queue=queue,
         metrics=f"http://{metrics}/metrics" if metrics else "off",
+        notification_task_queue=notification_task_queue(queue),
+        mail_max_per_second=rate,
         email="smtp" if settings.uses_smtp else f"maildir {settings.outbox_dir}",
         encryption=isinstance(config["data_converter"].payload_codec, EncryptionCodec),
         deployment=deployment.version.deployment_name if deployment else None,

@@ -2,40 +2,77 @@
 
 The workflow derives each message's Message-ID from the case number, the
 status entry and the kind of notice, so a retried activity produces the same
-message. The Maildir outbox stores each Message-ID once. An SMTP server
-receives the same Message-ID again only if the activity is retried after the
-server accepted the message but before the activity completed.
+message. The Maildir outbox stores each Message-ID once. The SMTP sender
+checks and records every Message-ID in a ledger (``activities.mail_ledger``),
+so a retried activity does not hand the server a message it already accepted.
+Bodies come from the Jinja2 templates in ``activities/templates``, as a text
+and an HTML part of one multipart/alternative message.
 """
 
 import asyncio
 import email.policy
 import hashlib
+import json
 import os
 import re
-import smtplib
 import ssl
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import aiosmtplib
+import jinja2
 import structlog
 from pydantic import AwareDatetime, BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.mail_ledger import MailLedger
+
 log = structlog.get_logger(__name__)
 
-Notice = Literal["reminder", "closure"]
+Notice = Literal[
+    "opened",
+    "pending_customer_input",
+    "awaiting_customer_confirmation",
+    "pending_customer_testing",
+    "pending_release",
+    "reminder",
+    "closure",
+    "update_received",
+    "reopened",
+    "work_plan_reassessment",
+]
+Audience = Literal["contact", "support"]
+
+# The subject line of each notice, after "[Case NUMBER] " and before the case's subject.
+SUBJECT_PREFIXES: dict[str, str] = {
+    "opened": "Opened",
+    "pending_customer_input": "Information needed",
+    "awaiting_customer_confirmation": "Please confirm the solution",
+    "pending_customer_testing": "Ready for your testing",
+    "pending_release": "Waiting for a release",
+    "reminder": "Waiting for your reply",
+    "closure": "Closed",
+    "update_received": "Customer replied",
+    "reopened": "Reopened by the customer",
+    "work_plan_reassessment": "Reassess the work plan",
+}
+SUPPORT_NOTICES = frozenset({"update_received", "reopened", "work_plan_reassessment"})
 
 
 class CaseEmail(BaseModel):
-    """One notice to a case's contact, as the workflow requests it."""
+    """One notice about a case, as the workflow requests it.
+
+    Fields added after the first release have defaults, so an activity
+    scheduled by an older workflow still parses.
+    """
 
     notice: Notice
     # Unique per case, status entry and notice, such as "case-00012345.2.reminder".
@@ -49,6 +86,74 @@ class CaseEmail(BaseModel):
     time_zone: str | None = None
     closes_at: AwareDatetime | None = None
     closed_reason: str | None = None
+    # The timer rule that closed the case, for a closure notice; None when a person closed it.
+    closed_by_rule: str | None = None
+    # "support" notices go to the support team of ``product``, not to the contact.
+    audience: Audience = "contact"
+    product: str = ""
+    # The customer's comment that moved the case, for a support notice.
+    comment: str = ""
+    # Counts the reassessment reminders of one stay in Pending Work Plan, from 1.
+    occurrence: int = 1
+
+
+def thread_root_id(case_number: str, domain: str) -> str:
+    """Return the Message-ID of the case-opened notice, the root of the case's thread.
+
+    Every later notice names it in In-Reply-To and References. A case imported
+    from another system gets no opened notice, and its notices still name it,
+    which mail readers accept as a missing parent.
+    """
+    return f"<case-{case_number}.opened@{domain}>"
+
+
+def opened_message_key(case_number: str) -> str:
+    return f"case-{case_number}.opened"
+
+
+def notification_task_queue(case_task_queue: str) -> str:
+    """Return the task queue of the notification activities for cases on ``case_task_queue``."""
+    return f"{case_task_queue}-notifications"
+
+
+# One "@" between a local part and a domain, with no spaces or angle brackets.
+# email_validator is not used here, because it rejects internal domains such
+# as "localhost" that a team address may be on.
+_ADDRESS_SYNTAX = re.compile(r"\A[^\s@<>]+@[^\s@<>]+\Z")
+
+
+def _validated_address(value: str, setting: str) -> str:
+    _, address = parseaddr(value)
+    if not _ADDRESS_SYNTAX.match(address):
+        raise ValueError(
+            f"invalid email address in {setting}: {value!r}; write it as "
+            "name@example.org or as Name <name@example.org>"
+        )
+    return address
+
+
+def parse_support_teams(text: str) -> dict[str, str]:
+    """Parse ``CASE_SUPPORT_TEAMS``, a JSON object from product name to address."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"invalid CASE_SUPPORT_TEAMS: not JSON ({err.msg}); write an object such as "
+            '{"Discovery": "discovery-support@example.org"}'
+        ) from None
+    if not isinstance(raw, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in raw.items()
+    ):
+        raise ValueError(
+            "invalid CASE_SUPPORT_TEAMS: write a JSON object from product name to "
+            'address, such as {"Discovery": "discovery-support@example.org"}'
+        )
+    return {
+        product.strip().casefold(): _validated_address(
+            address, f"CASE_SUPPORT_TEAMS[{product!r}]"
+        )
+        for product, address in raw.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -62,6 +167,14 @@ class EmailSettings:
     smtp_password: str | None = None
     smtp_security: Literal["none", "starttls", "tls"] = "none"
     smtp_timeout_seconds: float = 30.0
+    # A PEM file of CA certificates to trust for TLS in place of the system's.
+    smtp_ca_file: Path | None = None
+    # The SQLite ledger of SMTP deliveries; None puts it beside the outbox folder.
+    ledger_path: Path | None = None
+    # The support team that receives support notices when no team is set for the product.
+    support_address: str = "support-team@casedesk.localhost"
+    # Support team addresses by product name, compared without case.
+    support_teams: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "EmailSettings":
@@ -72,6 +185,10 @@ class EmailSettings:
             raise ValueError(
                 f"invalid SMTP_SECURITY {security!r}: use 'none', 'starttls' or 'tls'"
             )
+        ledger = env.get("CASE_MAIL_LEDGER")
+        ca_file = env.get("SMTP_TLS_CA_FILE")
+        support_address = env.get("CASE_SUPPORT_ADDRESS") or cls.support_address
+        _validated_address(support_address, "CASE_SUPPORT_ADDRESS")
         return cls(
             outbox_dir=Path(env.get("CASE_OUTBOX_DIR", "var/outbox")),
             from_address=env.get("CASE_MAIL_FROM", cls.from_address),
@@ -81,11 +198,25 @@ class EmailSettings:
             smtp_username=env.get("SMTP_USERNAME") or None,
             smtp_password=env.get("SMTP_PASSWORD") or None,
             smtp_security=security,  # type: ignore[arg-type]
+            smtp_ca_file=Path(ca_file) if ca_file else None,
+            ledger_path=Path(ledger) if ledger else None,
+            support_address=support_address,
+            support_teams=parse_support_teams(env.get("CASE_SUPPORT_TEAMS") or "{}"),
         )
 
     @property
     def uses_smtp(self) -> bool:
         return bool(self.smtp_host and self.smtp_port)
+
+    @property
+    def ledger_file(self) -> Path:
+        if self.ledger_path is not None:
+            return self.ledger_path
+        return self.outbox_dir.parent / "mail-ledger.sqlite3"
+
+    def support_address_for(self, product: str) -> str:
+        """Return the support team address for ``product``, or the default one."""
+        return self.support_teams.get(product.strip().casefold(), self.support_address)
 
 
 # Headers are never folded below 998 characters, the line limit of RFC 5322.
@@ -101,24 +232,68 @@ def message_id(email: CaseEmail, settings: EmailSettings) -> str:
     return f"<{email.message_key}@{settings.mail_domain}>"
 
 
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("activities", "templates"),
+    # Only the HTML part escapes; the text part shows the values as they are.
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def recipient_of(email: CaseEmail, settings: EmailSettings) -> tuple[str, str]:
+    """Return the display name and address a notice goes to."""
+    if email.audience == "support":
+        team = f"{email.product} support" if email.product else "Support"
+        return team, settings.support_address_for(email.product)
+    return email.to_name, email.to_email
+
+
+def render_bodies(email: CaseEmail, greeting_name: str) -> tuple[str, str]:
+    """Render the text and HTML bodies of ``email`` from its templates."""
+    context: dict[str, Any] = {
+        "title": f"Case {email.case_number}",
+        "case_number": email.case_number,
+        "subject": email.subject,
+        "to_name": greeting_name,
+        "greeting_name": greeting_name,
+        "status": email.status,
+        "status_since": _local(email.status_since, email.time_zone),
+        "closes_at": _local(email.closes_at, email.time_zone)
+        if email.closes_at
+        else None,
+        "closed_reason": email.closed_reason,
+        "closed_by_rule": email.closed_by_rule,
+        "comment": email.comment,
+        "occurrence": email.occurrence,
+    }
+    text = _TEMPLATES.get_template(f"{email.notice}.txt").render(context)
+    html = _TEMPLATES.get_template(f"{email.notice}.html").render(context)
+    return text, html
+
+
 def compose(email: CaseEmail, settings: EmailSettings, now: datetime) -> EmailMessage:
     """Build the message. Header values come from validated single-line fields."""
+    to_name, to_address = recipient_of(email, settings)
+    own_id = message_id(email, settings)
+    root_id = thread_root_id(email.case_number, settings.mail_domain)
     message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = settings.from_address
-    message["To"] = formataddr((email.to_name, email.to_email))
+    message["To"] = formataddr((to_name, to_address))
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id(email, settings)
+    message["Message-ID"] = own_id
+    if own_id != root_id:
+        message["In-Reply-To"] = root_id
+        message["References"] = root_id
     message["Auto-Submitted"] = "auto-generated"
     message["X-Casedesk-Case"] = email.case_number
     message["X-Casedesk-Notice"] = email.notice
-    if email.notice == "reminder":
-        message["Subject"] = (
-            f"[Case {email.case_number}] Waiting for your reply: {email.subject}"
-        )
-        message.set_content(_reminder_text(email))
-    else:
-        message["Subject"] = f"[Case {email.case_number}] Closed: {email.subject}"
-        message.set_content(_closure_text(email))
+    prefix = SUBJECT_PREFIXES[email.notice]
+    message["Subject"] = f"[Case {email.case_number}] {prefix}: {email.subject}"
+    text, html = render_bodies(email, to_name)
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
     return message
 
 
@@ -127,48 +302,18 @@ def _local(value: datetime, time_zone: str | None) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _reminder_text(email: CaseEmail) -> str:
-    closes = (
-        f"If we do not hear from you, the case will be closed on "
-        f"{_local(email.closes_at, email.time_zone)}.\n"
-        if email.closes_at
-        else ""
-    )
-    return (
-        f"Hello {email.to_name},\n\n"
-        f"Case {email.case_number} ({email.subject}) has been waiting for information "
-        f"from you since {_local(email.status_since, email.time_zone)}.\n"
-        "Please reply to this message with the information support asked for.\n\n"
-        f"{closes}\n"
-        "-- casedesk\n"
-    )
-
-
-def _closure_text(email: CaseEmail) -> str:
-    return (
-        f"Hello {email.to_name},\n\n"
-        f"Case {email.case_number} ({email.subject}) was closed.\n"
-        f"Reason: {email.closed_reason}\n\n"
-        "If the problem is not solved or comes back, clone the case to report the\n"
-        f"further work: choose Clone Case on case {email.case_number} in the support\n"
-        "portal, or reply to this message and support will clone it for you.\n\n"
-        "-- casedesk\n"
-    )
-
-
 class EmailActivities:
     def __init__(self, settings: EmailSettings) -> None:
         self._settings = settings
+        self._ledger = MailLedger(settings.ledger_file)
 
     @activity.defn(name="send_case_email")
     async def send_case_email(self, email: CaseEmail) -> str:
         """Deliver ``email`` and return its Message-ID."""
-        message = compose(
-            email, self._settings, activity.info().current_attempt_scheduled_time
-        )
+        info = activity.info()
+        message = compose(email, self._settings, info.current_attempt_scheduled_time)
         if self._settings.uses_smtp:
-            await asyncio.to_thread(self._send_smtp, message)
-            delivered_to = "smtp"
+            delivered_to = await self._send_once(email, message)
         else:
             written = await asyncio.to_thread(
                 write_to_maildir, self._settings.outbox_dir, message
@@ -180,64 +325,138 @@ class EmailActivities:
             notice=email.notice,
             message_id=message["Message-ID"],
             delivered_to=delivered_to,
-            attempt=activity.info().attempt,
+            attempt=info.attempt,
         )
         return str(message["Message-ID"])
 
-    def _send_smtp(self, message: EmailMessage) -> None:
+    async def _send_once(self, email: CaseEmail, message: EmailMessage) -> str:
+        """Send ``message`` by SMTP unless the ledger shows the server may have it."""
+        message_id_ = str(message["Message-ID"])
+        entry = await asyncio.to_thread(
+            self._ledger.claim, message_id_, email.case_number, email.notice
+        )
+        if entry.state in ("accepted", "unconfirmed"):
+            return "smtp (already accepted)"
+
+        if entry.state == "handed_over":
+            # NOTE: the previous attempt ended between DATA and the server's
+            # reply. The server has the message if it had read the final "."
+            # before the connection dropped, and lost it otherwise. casedesk
+            # sends no second copy, so the message may be missing, never twice.
+            await asyncio.to_thread(self._ledger.mark, message_id_, "unconfirmed")
+            log.warning(
+                "email.delivery_unconfirmed",
+                case=email.case_number,
+                notice=email.notice,
+                message_id=message_id_,
+            )
+            return "smtp (unconfirmed, not sent again)"
+
+        if entry.state == "rejected":
+            raise ApplicationError(
+                entry.detail, type="EmailRejected", non_retryable=True
+            )
+
+        # A retry starts once start_to_close_timeout has passed, so this
+        # attempt gives up before then: two attempts must never send at once.
+        limit = activity.info().start_to_close_timeout
+        budget = limit.total_seconds() * 0.9 if limit else None
+        try:
+            async with asyncio.timeout(budget):
+                await self._send_smtp(message, message_id_, entry.attempts)
+        except TimeoutError:
+            raise ApplicationError(
+                f"sending took longer than {budget:.0f} seconds; "
+                "Temporal retries the activity",
+                type="EmailDeferred",
+            ) from None
+        except ApplicationError as err:
+            if err.non_retryable:
+                await asyncio.to_thread(
+                    self._ledger.mark, message_id_, "rejected", err.message
+                )
+            raise
+        return "smtp"
+
+    async def _send_smtp(
+        self, message: EmailMessage, message_id_: str, claim: int
+    ) -> None:
         settings = self._settings
         assert settings.smtp_host and settings.smtp_port
+        _, sender = parseaddr(str(message["From"]))
+        _, recipient = parseaddr(str(message["To"]))
+        client = aiosmtplib.SMTP(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            use_tls=settings.smtp_security == "tls",
+            start_tls=settings.smtp_security == "starttls",
+            tls_context=ssl.create_default_context(cafile=settings.smtp_ca_file)
+            if settings.smtp_security != "none"
+            else None,
+            timeout=settings.smtp_timeout_seconds,
+        )
+        handed_over = False
         try:
-            smtp: smtplib.SMTP
-            if settings.smtp_security == "tls":
-                smtp = smtplib.SMTP_SSL(
-                    settings.smtp_host,
-                    settings.smtp_port,
-                    timeout=settings.smtp_timeout_seconds,
-                    context=ssl.create_default_context(),
-                )
-            else:
-                smtp = smtplib.SMTP(
-                    settings.smtp_host,
-                    settings.smtp_port,
-                    timeout=settings.smtp_timeout_seconds,
-                )
-            with smtp:
-                if settings.smtp_security == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
-                if settings.smtp_username:
-                    smtp.login(settings.smtp_username, settings.smtp_password or "")
-                smtp.send_message(message)
-        except smtplib.SMTPRecipientsRefused as err:
-            replies = list(err.recipients.values())
-            # "from None" keeps the refused addresses out of the cause chain,
-            # which the worker logs with the traceback and Temporal stores in
-            # the workflow history.
-            if all(code >= 500 for code, _ in replies):
+            await client.connect()
+            if settings.smtp_username:
+                await client.login(settings.smtp_username, settings.smtp_password or "")
+            await client.mail(sender)
+            await client.rcpt(recipient)
+            # From here the server may accept the message even if this worker
+            # never receives the reply, so a retry must not send it again.
+            owned = await asyncio.to_thread(self._ledger.hand_over, message_id_, claim)
+            if not owned:
                 raise ApplicationError(
-                    "the mail server rejected the recipient permanently "
-                    f"(SMTP {_describe_replies(replies)})",
-                    type="EmailRejected",
-                    non_retryable=True,
-                ) from None
+                    "a later attempt took over this message, so this attempt stops "
+                    "before DATA",
+                    type="EmailDeferred",
+                )
+            handed_over = True
+            await client.data(message.as_bytes())
+            await asyncio.to_thread(self._ledger.mark, message_id_, "accepted")
+        except aiosmtplib.SMTPRecipientRefused as err:
+            raise _rejection("recipient", err.code, err.message) from None
+        except aiosmtplib.SMTPDataError as err:
+            # The server replied with an error, so it did not accept the message.
+            await asyncio.to_thread(self._ledger.mark, message_id_, "claimed")
+            raise _rejection("message", err.code, err.message) from None
+        except aiosmtplib.SMTPResponseException as err:
+            # A refused sender or login is a configuration problem on our
+            # side, so it is retried until an operator fixes it.
+            reply = _describe_replies([(err.code, err.message)])
             raise ApplicationError(
-                "the mail server rejected the recipient temporarily "
-                f"(SMTP {_describe_replies(replies)}); Temporal retries the activity",
+                f"the mail server refused the session (SMTP {reply}); "
+                "Temporal retries the activity",
                 type="EmailDeferred",
             ) from None
-        except smtplib.SMTPResponseException as err:
-            reply = _describe_replies([(err.smtp_code, err.smtp_error)])
-            if err.smtp_code >= 500:
-                raise ApplicationError(
-                    f"the mail server rejected the message permanently (SMTP {reply})",
-                    type="EmailRejected",
-                    non_retryable=True,
-                ) from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as err:
+            where = " after DATA, the message may have arrived" if handed_over else ""
             raise ApplicationError(
-                "the mail server rejected the message temporarily "
-                f"(SMTP {reply}); Temporal retries the activity",
+                f"the mail server could not be reached or dropped the connection{where} "
+                f"({type(err).__name__}); Temporal retries the activity",
                 type="EmailDeferred",
             ) from None
+        finally:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    client.close()
+
+
+def _rejection(what: str, code: int, text: str) -> ApplicationError:
+    reply = _describe_replies([(code, text)])
+    if code >= 500:
+        return ApplicationError(
+            f"the mail server rejected the {what} permanently (SMTP {reply})",
+            type="EmailRejected",
+            non_retryable=True,
+        )
+    return ApplicationError(
+        f"the mail server rejected the {what} temporarily (SMTP {reply}); "
+        "Temporal retries the activity",
+        type="EmailDeferred",
+    )
 
 
 # Mail servers often repeat the recipient's address in a reply, as in Postfix's

@@ -49,6 +49,11 @@ MAX_NOTE_LENGTH = 2_000
 # rejects payloads over 2 MB by default, so comments and history are bounded.
 MAX_COMMENT_CHARACTERS_PER_CASE = 1_000_000
 MAX_HISTORY_ENTRIES = 1_000
+# The newest email failures kept on the case; the history keeps every one.
+MAX_EMAIL_FAILURES = 50
+# Reassessment reminders armed per stay in Pending Work Plan at most, which
+# covers 25 years at the default of one every 3 months.
+MAX_REASSESSMENTS = 100
 # \Z and not $, because $ also matches before a trailing line break.
 CASE_NUMBER_PATTERN = re.compile(r"\A[A-Za-z0-9-]{1,32}\Z")
 # Control characters (C0, DEL and C1) and the Unicode line and paragraph
@@ -184,6 +189,7 @@ class HistoryEntry(BaseModel):
         "priority_changed",
         "reminder_sent",
         "email_failed",
+        "reassessment_sent",
         "signal_rejected",
     ]
     from_status: Status | None
@@ -214,6 +220,18 @@ class Deadline(BaseModel):
     rule: str
     description: str
     status_entry: int
+    # Counts the deadlines of a repeating rule within one status entry, from 1.
+    occurrence: int = 1
+
+
+class EmailFailure(BaseModel):
+    """A notice the mail server rejected permanently, or that failed for the whole delivery window."""
+
+    at: Instant
+    notice: str
+    # The Message-ID without its "@domain" part, such as "case-00012345.2.reminder".
+    message_key: str = ""
+    error: str
 
 
 class Closure(BaseModel):
@@ -251,6 +269,11 @@ class Case(BaseModel):
     comments: list[Comment] = Field(default_factory=list)
     deadlines: list[Deadline] = Field(default_factory=list)
     reminders_sent: int = 0
+    # Whether the workflow sends the full set of notices: the case-opened
+    # notice, status notices, support notices and work plan reassessments.
+    # Runs that started before these notices existed keep it False.
+    sends_all_notices: bool = False
+    email_failures: list[EmailFailure] = Field(default_factory=list)
     closure: Closure | None = None
     last_action: str = ""
 
@@ -475,6 +498,31 @@ class Case(BaseModel):
         )
         self.last_action = "reminder email sent"
 
+    def enable_all_notices(self, now: datetime) -> None:
+        """Turn on the full set of notices and arm a pending reassessment reminder."""
+        if self.sends_all_notices:
+            return
+        self.sends_all_notices = True
+        self.deadlines.extend(self._reassessment_deadlines(after=now))
+
+    def record_reassessment_sent(self, deadline: Deadline, now: datetime) -> None:
+        self._append_history(
+            HistoryEntry(
+                at=now,
+                event="reassessment_sent",
+                from_status=self.status,
+                to_status=self.status,
+                actor_role=SYSTEM_ROLE,
+                note=f"{deadline.description} (number {deadline.occurrence})",
+            )
+        )
+
+    def arm_next_reassessment(self, deadline: Deadline) -> None:
+        """Arm the reassessment reminder after ``deadline`` if the case is still in its status."""
+        if self.status_entry != deadline.status_entry or self.is_closed:
+            return
+        self.deadlines.extend(self._reassessment_deadlines(after=deadline.due_at))
+
     def take_deadline(self, deadline: Deadline) -> None:
         """Remove ``deadline`` from the pending ones once its action has started."""
         self.deadlines = [d for d in self.deadlines if d != deadline]
@@ -488,7 +536,13 @@ class Case(BaseModel):
 
     # ---- failures and rejected input
 
-    def record_email_failure(self, kind: str, error: str, now: datetime) -> None:
+    def record_email_failure(
+        self, kind: str, error: str, now: datetime, message_key: str = ""
+    ) -> None:
+        self.email_failures.append(
+            EmailFailure(at=now, notice=kind, message_key=message_key, error=error)
+        )
+        del self.email_failures[:-MAX_EMAIL_FAILURES]
         self._append_history(
             HistoryEntry(
                 at=now,
@@ -549,8 +603,36 @@ class Case(BaseModel):
 
     def _arm_deadlines(self) -> None:
         self.deadlines = [
-            self._deadline_for(rule) for rule in self.policy.rules_for(self.status)
+            self._deadline_for(rule)
+            for rule in self.policy.rules_for(self.status)
+            if rule.kind is not DeadlineKind.REASSESSMENT
         ]
+        if self.sends_all_notices:
+            self.deadlines.extend(self._reassessment_deadlines(after=self.status_since))
+
+    def _reassessment_deadlines(self, after: datetime) -> list[Deadline]:
+        """Return the first reassessment reminder of this status entry due later than ``after``."""
+        for rule in self.policy.rules_for(self.status):
+            if rule.kind is not DeadlineKind.REASSESSMENT:
+                continue
+            # Bounded by the closure: a Pending Work Plan case closes after
+            # pending_work_plan_closure, so later reminders never fire.
+            for occurrence in range(1, MAX_REASSESSMENTS + 1):
+                try:
+                    period = rule.after.times(occurrence)
+                except ValueError:
+                    return []
+                due_at = add_period(
+                    self.status_since, period, self.institution.time_zone
+                )
+                if due_at > after:
+                    deadline = self._deadline_for(rule)
+                    return [
+                        deadline.model_copy(
+                            update={"due_at": due_at, "occurrence": occurrence}
+                        )
+                    ]
+        return []
 
     def _deadline_for(self, rule: StatusDeadlineRule) -> Deadline:
         return Deadline(

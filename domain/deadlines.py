@@ -22,6 +22,8 @@ from domain.statuses import Status
 class DeadlineKind(StrEnum):
     REMINDER = "reminder"
     CLOSURE = "closure"
+    # A reminder to support to reassess a Pending Work Plan case; it repeats.
+    REASSESSMENT = "reassessment"
 
 
 class CalendarPeriod(BaseModel):
@@ -72,6 +74,19 @@ class CalendarPeriod(BaseModel):
                 f"{error['loc'][0]}: {error['msg']}" for error in err.errors()
             )
             raise ValueError(f"invalid period {text!r}: {limits}") from None
+
+    def times(self, factor: int) -> "CalendarPeriod":
+        """Return this period repeated ``factor`` times; raise ValueError past the limits."""
+        try:
+            return CalendarPeriod(
+                months=self.months * factor,
+                days=self.days * factor,
+                seconds=self.seconds * factor,
+            )
+        except ValidationError as err:
+            raise ValueError(
+                f"period {self.describe()} x {factor} is too long"
+            ) from err
 
     def describe(self) -> str:
         parts = []
@@ -125,6 +140,8 @@ class StatusDeadlineRule(BaseModel):
     def describe(self) -> str:
         if self.kind is DeadlineKind.REMINDER:
             return f"reminder email {self.after.describe()} after {self.status.value}"
+        if self.kind is DeadlineKind.REASSESSMENT:
+            return f"reassessment reminder to support every {self.after.describe()} in {self.status.value}"
         return f"closure {self.after.describe()} after {self.status.value}"
 
 
@@ -142,6 +159,11 @@ class CasePolicy(BaseModel):
     awaiting_customer_confirmation_closure: CalendarPeriod = CalendarPeriod(days=14)
     pending_customer_testing_closure: CalendarPeriod = CalendarPeriod(months=3)
     pending_work_plan_closure: CalendarPeriod = CalendarPeriod(months=24)
+    # Applies only to cases whose workflow sends the support notices.
+    pending_work_plan_reassessment: CalendarPeriod = CalendarPeriod(months=3)
+    # How long a notice is retried through transient SMTP failures before it
+    # is recorded on the case as failed.
+    email_delivery_window: CalendarPeriod = CalendarPeriod(days=1)
 
     @model_validator(mode="after")
     def _periods_make_sense(self) -> "CasePolicy":
@@ -177,7 +199,8 @@ class CasePolicy(BaseModel):
                 (DeadlineKind.CLOSURE, self.pending_customer_testing_closure)
             ],
             Status.PENDING_WORK_PLAN: [
-                (DeadlineKind.CLOSURE, self.pending_work_plan_closure)
+                (DeadlineKind.REASSESSMENT, self.pending_work_plan_reassessment),
+                (DeadlineKind.CLOSURE, self.pending_work_plan_closure),
             ],
         }
         return [

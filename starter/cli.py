@@ -571,6 +571,10 @@ def _describe(case: Case) -> str:
             f"  closed:      {case.closure.reason} at {case.closure.at.isoformat()}"
         )
     lines.append(f"  reminders:   {case.reminders_sent}")
+    for failure in case.email_failures:
+        lines.append(
+            f"  email failed: {failure.notice} at {failure.at.isoformat()}: {failure.error}"
+        )
     lines.append("  history:")
     for entry in case.history:
         mark = " (rejected)" if entry.rejected else ""

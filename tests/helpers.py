@@ -73,6 +73,13 @@ def read_outbox(folder: Path) -> list[EmailMessage]:
     return messages
 
 
+def text_body(message: EmailMessage) -> str:
+    """Return the text/plain part of a multipart/alternative notice."""
+    part = message.get_body(("plain",))
+    assert isinstance(part, EmailMessage), "the message has no text/plain part"
+    return str(part.get_content())
+
+
 def notices(folder: Path, case_number: str, kind: str) -> list[EmailMessage]:
     return [
         message

@@ -23,9 +23,15 @@ with workflow.unsafe.imports_passed_through():
     import idna  # noqa: F401
     from pydantic import BaseModel, ValidationError
 
-    from activities.email import CaseEmail, Notice
+    from activities.email import (
+        SUPPORT_NOTICES,
+        CaseEmail,
+        Notice,
+        notification_task_queue,
+        opened_message_key,
+    )
     from domain.case import Case, CaseInput, Deadline
-    from domain.deadlines import DeadlineKind
+    from domain.deadlines import DeadlineKind, add_period
     from domain.errors import CaseRuleError
     from domain.statuses import Role, Status
     from domain.visibility import closed_reason_code, waiting_on
@@ -57,11 +63,28 @@ _CALLER_ROLES = frozenset(role.value for role in Role)
 # remembers this many more so a retried update stays applied once across
 # continue-as-new.
 RECENT_UPDATE_IDS = 500
-# An email that still fails after this long is recorded on the case and given up.
+# An email that still fails after this long is recorded on the case and given
+# up. Runs with ALL_NOTICES_PATCH take the case policy's email_delivery_window.
 EMAIL_DELIVERY_WINDOW = timedelta(hours=24)
 # Runs started before this patch upsert only CaseStatus, CasePriority and
 # NextDeadlineAt; the patch adds the operator search attributes to each upsert.
 OPERATOR_SEARCH_ATTRIBUTES_PATCH = "operator-search-attributes"
+# The patch that turns on the case-opened notice, status notices, support
+# notices, work plan reassessment reminders and the rate-limited notification
+# task queue. Runs that started before it keep the reminder and closure only.
+ALL_NOTICES_PATCH = "case-notices-all-kinds"
+# The notice a contact gets when the case enters one of these statuses.
+STATUS_NOTICES: dict[Status, Notice] = {
+    Status.PENDING_CUSTOMER_INPUT: "pending_customer_input",
+    Status.AWAITING_CUSTOMER_CONFIRMATION: "awaiting_customer_confirmation",
+    Status.PENDING_CUSTOMER_TESTING: "pending_customer_testing",
+    Status.PENDING_RELEASE: "pending_release",
+}
+# The notice support gets when the customer moves the case into one of these statuses.
+CUSTOMER_ANSWER_NOTICES: dict[Status, Notice] = {
+    Status.UPDATE_RECEIVED: "update_received",
+    Status.REOPENED: "reopened",
+}
 EMAIL_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     backoff_coefficient=2.0,
@@ -85,6 +108,9 @@ class SupportCase:
         self._counted_status: Status | None = None
         self._input_error: str | None = None
         self._case: Case | None = None
+        self._continued = False
+        self._all_notices = False
+        self._notices_checked = False
         try:
             if extra:
                 raise InvalidCaseInput(
@@ -103,6 +129,7 @@ class SupportCase:
         if CONTINUED_AS_NEW_KEY in input:
             carried = ContinuedCase.model_validate(input[CONTINUED_AS_NEW_KEY])
             self._recent_update_ids = carried.recent_update_ids
+            self._continued = True
             return carried.case
         return Case.open(CaseInput.model_validate(input), workflow.now())
 
@@ -206,6 +233,15 @@ class SupportCase:
                 non_retryable=True,
             )
         case = self._require_case()
+        if self._check_all_notices(case):
+            opened_here = not self._continued and case.history[0].event == "opened"
+            if opened_here:
+                self._start_notice(
+                    case,
+                    self._case_email(
+                        case, "opened", opened_message_key(case.case_number)
+                    ),
+                )
         self._publish(case)
         workflow.logger.info(
             "case.started",
@@ -224,6 +260,7 @@ class SupportCase:
         # A case imported as Closed was closed elsewhere, so it gets no notice.
         if not case.imported_closed:
             await self._send_email(case, "closure", case.status_entry, closes_at=None)
+        # Notices started by the last update or signal finish before the run ends.
         await workflow.wait_condition(
             lambda: workflow.all_handlers_finished() and self._emails_in_flight == 0
         )
@@ -272,6 +309,8 @@ class SupportCase:
                     },
                 )
                 asyncio.create_task(self._send_reminder(case, deadline))
+            elif deadline.kind is DeadlineKind.REASSESSMENT:
+                self._start_reassessment(case, deadline)
             else:
                 case.close_by_timer(deadline, now)
                 workflow.logger.info(
@@ -299,9 +338,32 @@ class SupportCase:
     async def _send_email(
         self, case: Case, notice: Notice, status_entry: int, closes_at: Any
     ) -> bool:
-        email = CaseEmail(
+        email = self._case_email(
+            case,
+            notice,
+            f"case-{case.case_number}.{status_entry}.{notice}",
+            closes_at=closes_at,
+        )
+        self._emails_in_flight += 1
+        try:
+            return await self._deliver(case, email)
+        finally:
+            self._emails_in_flight -= 1
+
+    def _case_email(
+        self,
+        case: Case,
+        notice: Notice,
+        message_key: str,
+        *,
+        closes_at: Any = None,
+        comment: str = "",
+        occurrence: int = 1,
+    ) -> CaseEmail:
+        """Build the activity input from the case as it is now."""
+        return CaseEmail(
             notice=notice,
-            message_key=f"case-{case.case_number}.{status_entry}.{notice}",
+            message_key=message_key,
             case_number=case.case_number,
             to_name=case.contact.name,
             to_email=case.contact.email,
@@ -311,22 +373,112 @@ class SupportCase:
             time_zone=case.institution.time_zone,
             closes_at=closes_at,
             closed_reason=case.closed_reason,
+            closed_by_rule=case.closure.rule if case.closure else None,
+            audience="support" if notice in SUPPORT_NOTICES else "contact",
+            product=case.product,
+            comment=comment,
+            occurrence=occurrence,
         )
-        summary = (
-            "reminder email to contact"
-            if notice == "reminder"
-            else "closure email to contact"
-        )
+
+    def _check_all_notices(self, case: Case) -> bool:
+        """Return whether this run sends every notice kind, deciding it on the first call.
+
+        An update or signal that arrives with the start of the run is handled
+        before ``run`` begins, so its handler may be the first caller.
+        """
+        if not self._notices_checked:
+            self._notices_checked = True
+            if workflow.patched(ALL_NOTICES_PATCH):
+                self._all_notices = True
+                case.enable_all_notices(workflow.now())
+        return self._all_notices
+
+    def _start_notice(self, case: Case, email: CaseEmail) -> None:
+        """Send ``email`` in the background. The run waits for it before it ends."""
+        # Counted here, not in the task, so the end of the run and
+        # continue-as-new wait for a task that has not started yet.
         self._emails_in_flight += 1
-        try:
-            await workflow.execute_activity(
-                "send_case_email",
-                email,
-                start_to_close_timeout=timedelta(seconds=60),
-                schedule_to_close_timeout=EMAIL_DELIVERY_WINDOW,
-                retry_policy=EMAIL_RETRY_POLICY,
-                summary=summary,
+
+        async def deliver() -> None:
+            try:
+                await self._deliver(case, email)
+            finally:
+                self._emails_in_flight -= 1
+
+        asyncio.create_task(deliver())
+
+    def _notify_status(self, case: Case, entry_before: int, actor_role: Role) -> None:
+        """Start the notice for a status the case has just entered, if it has one."""
+        if case.status_entry == entry_before:
+            return
+        key = f"case-{case.case_number}.{case.status_entry}"
+        contact_notice = STATUS_NOTICES.get(case.status)
+        if contact_notice is not None:
+            closure = next(
+                (d for d in case.deadlines if d.kind is DeadlineKind.CLOSURE), None
             )
+            email = self._case_email(
+                case,
+                contact_notice,
+                f"{key}.{contact_notice}",
+                closes_at=closure.due_at if closure else None,
+            )
+            self._start_notice(case, email)
+        support_notice = CUSTOMER_ANSWER_NOTICES.get(case.status)
+        if support_notice is not None and actor_role is Role.CUSTOMER:
+            comment = case.comments[-1].body if case.comments else ""
+            self._start_notice(
+                case,
+                self._case_email(
+                    case, support_notice, f"{key}.{support_notice}", comment=comment
+                ),
+            )
+
+    def _start_reassessment(self, case: Case, deadline: Deadline) -> None:
+        closure = next(
+            (d for d in case.deadlines if d.kind is DeadlineKind.CLOSURE), None
+        )
+        email = self._case_email(
+            case,
+            "work_plan_reassessment",
+            f"case-{case.case_number}.{deadline.status_entry}."
+            f"work_plan_reassessment.{deadline.occurrence}",
+            closes_at=closure.due_at if closure else None,
+            occurrence=deadline.occurrence,
+        )
+        case.record_reassessment_sent(deadline, workflow.now())
+        case.arm_next_reassessment(deadline)
+        self._start_notice(case, email)
+
+    async def _deliver(self, case: Case, email: CaseEmail) -> bool:
+        """Run the send activity and record its failure on the case instead of raising it."""
+        notice = email.notice
+        if notice in ("reminder", "closure"):
+            summary = f"{notice} email to contact"
+        else:
+            summary = f"{notice} email to {email.audience}"
+        try:
+            if self._all_notices:
+                window = case.policy.email_delivery_window
+                now = workflow.now()
+                await workflow.execute_activity(
+                    "send_case_email",
+                    email,
+                    task_queue=notification_task_queue(workflow.info().task_queue),
+                    start_to_close_timeout=timedelta(seconds=60),
+                    schedule_to_close_timeout=add_period(now, window, None) - now,
+                    retry_policy=EMAIL_RETRY_POLICY,
+                    summary=summary,
+                )
+            else:
+                await workflow.execute_activity(
+                    "send_case_email",
+                    email,
+                    start_to_close_timeout=timedelta(seconds=60),
+                    schedule_to_close_timeout=EMAIL_DELIVERY_WINDOW,
+                    retry_policy=EMAIL_RETRY_POLICY,
+                    summary=summary,
+                )
             return True
         except ActivityError as err:
             # A failed email never stops the case: it is recorded and the case goes on.
@@ -335,7 +487,7 @@ class SupportCase:
                 if isinstance(err.cause, ApplicationError)
                 else str(err)
             )
-            case.record_email_failure(notice, cause, workflow.now())
+            case.record_email_failure(notice, cause, workflow.now(), email.message_key)
             metrics.record_email_failed(notice)
             workflow.logger.warning(
                 "case.email_failed",
@@ -343,8 +495,6 @@ class SupportCase:
             )
             self._changed(case)
             return False
-        finally:
-            self._emails_in_flight -= 1
 
     async def _continue_as_new(self, case: Case) -> None:
         # Handlers and emails finish first, so no update is cut off and no
@@ -368,7 +518,11 @@ class SupportCase:
 
     def _apply_change_status(self, case: Case, input: ChangeStatusInput) -> None:
         previous = case.status
+        entry_before = case.status_entry
+        all_notices = self._check_all_notices(case)
         case.change_status(input.actor, input.status, input.note, workflow.now())
+        if all_notices:
+            self._notify_status(case, entry_before, input.actor.role)
         workflow.logger.info(
             "case.status_changed",
             extra={
@@ -381,6 +535,8 @@ class SupportCase:
 
     def _apply_add_comment(self, case: Case, input: AddCommentInput) -> None:
         previous = case.status
+        entry_before = case.status_entry
+        all_notices = self._check_all_notices(case)
         case.add_comment(
             input.actor,
             input.body,
@@ -388,6 +544,8 @@ class SupportCase:
             workflow.now(),
             from_contact=input.from_contact,
         )
+        if all_notices:
+            self._notify_status(case, entry_before, input.actor.role)
         workflow.logger.info(
             "case.comment_added",
             extra={
@@ -583,6 +741,11 @@ def _current_details(case: Case, deadline: Deadline | None) -> str:
         lines.append("Next deadline: none")
     if case.last_action:
         lines.append(f"Last action: {case.last_action}")
+    if case.email_failures:
+        failed = case.email_failures[-1]
+        lines.append(
+            f"Email failed: {failed.notice} ({len(case.email_failures)} in all)"
+        )
     # Two trailing spaces make a Markdown line break.
     return "  \n".join(lines)
 

@@ -354,6 +354,7 @@ EXPECTED_RULES: dict[Status, list[tuple[DeadlineKind, CalendarPeriod]]] = {
         (DeadlineKind.CLOSURE, CalendarPeriod(months=3)),
     ],
     Status.PENDING_WORK_PLAN: [
+        (DeadlineKind.REASSESSMENT, CalendarPeriod(months=3)),
         (DeadlineKind.CLOSURE, CalendarPeriod(months=24)),
     ],
 }

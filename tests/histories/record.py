@@ -218,6 +218,25 @@ async def priority_then_reply(client: Client, queue: str) -> WorkflowHandle[Any,
     return handle
 
 
+async def all_notices(client: Client, queue: str) -> WorkflowHandle[Any, Any]:
+    handle = await start(client, queue, "H-MAIL-NOTICES", product="Discovery")
+    await status(handle, "Pending Customer Input")
+    await handle.execute_update(
+        SupportCase.add_comment,
+        AddCommentInput.model_validate({"actor": CUSTOMER, "body": "Logs attached"}),
+    )
+    await status(handle, "Awaiting Customer Confirmation")
+    await handle.execute_update(
+        SupportCase.add_comment,
+        AddCommentInput.model_validate({"actor": CUSTOMER, "body": "Still broken"}),
+    )
+    await status(handle, "Pending Customer Testing")
+    await status(handle, "Pending Release")
+    await status(handle, "Closed")
+    await handle.result()
+    return handle
+
+
 async def encrypted_reminded_then_closed(
     client: Client, queue: str
 ) -> WorkflowHandle[Any, Any]:
@@ -231,6 +250,25 @@ async def encrypted_reminded_then_closed(
     return handle
 
 
+async def work_plan_reassessed(client: Client, queue: str) -> WorkflowHandle[Any, Any]:
+    policy = {
+        **SHORT_POLICY,
+        "pending_work_plan_reassessment": {"seconds": 1},
+        "pending_work_plan_closure": {"seconds": 4},
+    }
+    handle = await start(
+        client,
+        queue,
+        "H-MAIL-WORK-PLAN",
+        status="Pending Work Plan",
+        status_since=datetime.now(UTC).isoformat(),
+        priority="Low",
+        policy=policy,
+    )
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "reminded_then_closed": reminded_then_closed,
     "reopened_by_customer": reopened_by_customer,
@@ -240,6 +278,8 @@ SCENARIOS: dict[str, Scenario] = {
     "cloned": cloned,
     "release-customer_testing_closed": customer_testing_closed,
     "release-priority_then_reply": priority_then_reply,
+    "mail-all_notices": all_notices,
+    "mail-work_plan_reassessed": work_plan_reassessed,
 }
 # Recorded with the payload codec into ENCRYPTED.
 ENCRYPTED_SCENARIOS: dict[str, Scenario] = {

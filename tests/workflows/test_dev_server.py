@@ -413,6 +413,15 @@ async def test_rejected_update_leaves_no_trace(desk: Desk) -> None:
     number, handle = await open_case(desk)
     # A successful update first, so no workflow task is still pending.
     await set_status(desk, number, Status.IN_PROGRESS)
+
+    async def opened_notice_sent() -> None:
+        events = (await handle.fetch_history()).events
+        types = [event.event_type for event in events]
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED in types
+        assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+
+    # The case-opened notice adds events when its activity completes.
+    await assert_eventually(opened_notice_sent)
     case_before = await cases.get_case(desk.client, number)
     events_before = len((await handle.fetch_history()).events)
 
@@ -568,6 +577,12 @@ async def test_signal_burst_across_continue_as_new(low_history_desk: Desk) -> No
     assert moved[0].note == "customer commented"
     assert not any(entry.rejected for entry in case.history)
 
-    description = await handle.describe()
-    assert description.run_id != first_run_id
-    assert description.status == WorkflowExecutionStatus.RUNNING
+    # The run continues as new once the support notice that the first
+    # customer comment started has been sent, which may come after the
+    # comments are stored.
+    async def continued_as_new() -> None:
+        description = await handle.describe()
+        assert description.run_id != first_run_id
+        assert description.status == WorkflowExecutionStatus.RUNNING
+
+    await assert_eventually(continued_as_new)

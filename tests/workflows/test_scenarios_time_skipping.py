@@ -25,6 +25,7 @@ from tests.helpers import (
     read_case,
     set_status,
     sleep_until,
+    text_body,
 )
 from workflows.messages import AddCommentInput
 from workflows.support_case import SupportCase
@@ -197,7 +198,7 @@ async def test_reminder_across_spring_dst_change(cases: TimeSkippingCases) -> No
     emails = notices(cases.outbox, number, "reminder")
     assert len(emails) == 1
     closes_on = f"{year}-04-22 10:00 CEST"
-    assert f"the case will be closed on {closes_on}" in emails[0].get_content()
+    assert f"the case will be closed on {closes_on}" in text_body(emails[0])
 
 
 async def test_closure_across_autumn_dst_change(cases: TimeSkippingCases) -> None:

@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from domain.case import Actor, Case, Deadline
+from domain.deadlines import DeadlineKind
 from domain.statuses import DEPRECATED_STATUSES, Priority, Role, Status
 from tests.helpers import (
     CUSTOMER,
@@ -29,6 +30,7 @@ from tests.helpers import (
     notices,
     set_status,
     sleep_until,
+    text_body,
 )
 from workflows.messages import AddCommentInput, ChangePriorityInput
 from workflows.support_case import SupportCase
@@ -97,7 +99,7 @@ async def test_pending_customer_input_reminder_at_seven_days(
         f"<case-{number}.{case.status_entry}.reminder@casedesk.localhost>"
     )
     closes_on = closure.due_at.strftime("%Y-%m-%d %H:%M UTC")
-    assert f"the case will be closed on {closes_on}" in emails[0].get_content()
+    assert f"the case will be closed on {closes_on}" in text_body(emails[0])
 
 
 async def test_pending_customer_input_closure_at_28_days(
@@ -140,8 +142,9 @@ async def test_closure_timer_fires_at_due_time(
     number, handle, case = await enter_status(cases, status)
     expected_due = add_calendar_months(case.status_since, months) + timedelta(days=days)
     rule = f"{status.name.lower()}_closure"
-    assert [d.rule for d in case.deadlines] == [rule]
-    assert case.deadlines[0].due_at == expected_due
+    closures = [d for d in case.deadlines if d.kind is DeadlineKind.CLOSURE]
+    assert [d.rule for d in closures] == [rule]
+    assert closures[0].due_at == expected_due
 
     await sleep_until(cases.env, expected_due - ONE_SECOND)
     case = await handle.query(SupportCase.get_case)
@@ -482,7 +485,7 @@ async def test_closure_email_sent_once(cases: TimeSkippingCases, close: Any) -> 
     assert emails[0]["Message-ID"] == (
         f"<case-{number}.{final.status_entry}.closure@casedesk.localhost>"
     )
-    body = emails[0].get_content()
+    body = text_body(emails[0])
     assert f"Reason: {final.closed_reason}" in body
     assert reason_text in body
     assert "clone the case" in body
