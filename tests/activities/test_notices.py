@@ -694,7 +694,7 @@ async def test_rejection_recorded_on_case(
     assert failure.message_key == f"case-{opened.case_number}.1.reminder"
     assert "rejected the recipient permanently" in failure.error
     assert CONTACT_EMAIL not in failure.error
-    assert "email failed: reminder (1 in all)" in details
+    assert "Email failed: reminder (1 in all)" in details
     assert final.status is Status.CLOSED
     assert [f.notice for f in final.email_failures] == ["reminder", "closure"]
 
