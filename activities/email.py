@@ -101,24 +101,51 @@ def message_id(email: CaseEmail, settings: EmailSettings) -> str:
     return f"<{email.message_key}@{settings.mail_domain}>"
 
 
-def compose(email: CaseEmail, settings: EmailSettings, now: datetime) -> EmailMessage:
-    """Build the message. Header values come from validated single-line fields."""
-    message = EmailMessage(policy=MESSAGE_POLICY)
-    message["From"] = settings.from_address
-    message["To"] = formataddr((email.to_name, email.to_email))
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id(email, settings)
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Casedesk-Case"] = email.case_number
-    message["X-Casedesk-Notice"] = email.notice
-    if email.notice == "reminder":
-        message["Subject"] = (
-            f"[Case {email.case_number}] Waiting for your reply: {email.subject}"
+class InvalidHeaderError(ValueError):
+    """A header value that would contain a line break or control character once decoded."""
+
+
+# Control characters (C0, DEL and C1) and the Unicode line and paragraph separators.
+_HEADER_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _set_header(message: EmailMessage, name: str, value: str) -> None:
+    """Set header ``name``, rejecting a value that decodes to more than one line.
+
+    The email package decodes RFC 2047 encoded-words when it parses a header
+    value, so printable text such as "=?utf-8?q?=0D=0ABcc:_x@example.net?="
+    becomes a line break. CPython 3.11.7 writes that break out unchanged,
+    which adds a header (a Bcc that smtplib then sends to). Header values are
+    therefore checked after parsing, not only before.
+    """
+    try:
+        message[name] = value
+    except ValueError as err:
+        raise InvalidHeaderError(f"invalid {name} header: {err}") from None
+    if _HEADER_BREAKING.search(str(message[name])):
+        raise InvalidHeaderError(
+            f"invalid {name} header: it contains an RFC 2047 encoded-word that decodes "
+            "to a line break or control character"
         )
+
+
+def compose(email: CaseEmail, settings: EmailSettings, now: datetime) -> EmailMessage:
+    """Build the message, or raise ``InvalidHeaderError`` for a header that breaks lines."""
+    message = EmailMessage(policy=MESSAGE_POLICY)
+    _set_header(message, "From", settings.from_address)
+    _set_header(message, "To", formataddr((email.to_name, email.to_email)))
+    _set_header(message, "Date", format_datetime(now))
+    _set_header(message, "Message-ID", message_id(email, settings))
+    _set_header(message, "Auto-Submitted", "auto-generated")
+    _set_header(message, "X-Casedesk-Case", email.case_number)
+    _set_header(message, "X-Casedesk-Notice", email.notice)
+    if email.notice == "reminder":
+        subject = f"[Case {email.case_number}] Waiting for your reply: {email.subject}"
         message.set_content(_reminder_text(email))
     else:
-        message["Subject"] = f"[Case {email.case_number}] Closed: {email.subject}"
+        subject = f"[Case {email.case_number}] Closed: {email.subject}"
         message.set_content(_closure_text(email))
+    _set_header(message, "Subject", subject)
     return message
 
 
@@ -163,9 +190,15 @@ class EmailActivities:
     @activity.defn(name="send_case_email")
     async def send_case_email(self, email: CaseEmail) -> str:
         """Deliver ``email`` and return its Message-ID."""
-        message = compose(
-            email, self._settings, activity.info().current_attempt_scheduled_time
-        )
+        try:
+            message = compose(
+                email, self._settings, activity.info().current_attempt_scheduled_time
+            )
+        except InvalidHeaderError as err:
+            # A retry builds the same message, so the failure is final.
+            raise ApplicationError(
+                str(err), type="EmailHeaderInvalid", non_retryable=True
+            ) from None
         if self._settings.uses_smtp:
             await asyncio.to_thread(self._send_smtp, message)
             delivered_to = "smtp"

@@ -55,6 +55,10 @@ CASE_NUMBER_PATTERN = re.compile(r"\A[A-Za-z0-9-]{1,32}\Z")
 # separators. The email package rejects a header value that str.splitlines()
 # splits, and that happens at \x85, U+2028 and U+2029 as well as at \r and \n.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The start of an RFC 2047 encoded-word such as "=?utf-8?q?=0D=0A?=". The
+# email package decodes even incomplete ones such as "=??Q?=0D0", so any "=?"
+# in a header could hide a line break.
+_ENCODED_WORD_START = "=?"
 
 
 def _load_zone_names() -> frozenset[str]:
@@ -317,6 +321,21 @@ class Case(BaseModel):
         case._arm_deadlines()
         case.last_action = f"{'imported' if imported else 'opened'} by support"
         return case
+
+    def check_mail_header_text(self) -> None:
+        """Reject a subject or contact name that contains an RFC 2047 encoded-word.
+
+        Both go into email headers, where mail programs decode such a word, so
+        it could carry a line break past the single-line check.
+        """
+        for field, value in (("subject", self.subject), ("contact name", self.contact.name)):
+            if _ENCODED_WORD_START in value:
+                raise CaseRuleError(
+                    "encoded_word_in_header_text",
+                    f"the {field} {value!r} contains '=?', which mail programs decode as "
+                    "the start of an RFC 2047 encoded-word; send the decoded text, or "
+                    "write '= ?'",
+                )
 
     # ---- status changes
 

@@ -68,6 +68,7 @@ class SupportCase:
         self._published: tuple[Any, ...] | None = None
         self._input_error: str | None = None
         self._case: Case | None = None
+        self._opened_by_this_run = False
         try:
             if extra:
                 raise InvalidCaseInput(
@@ -87,7 +88,9 @@ class SupportCase:
             carried = ContinuedCase.model_validate(input[CONTINUED_AS_NEW_KEY])
             self._recent_update_ids = carried.recent_update_ids
             return carried.case
-        return Case.open(CaseInput.model_validate(input), workflow.now())
+        case = Case.open(CaseInput.model_validate(input), workflow.now())
+        self._opened_by_this_run = True
+        return case
 
     # ---- updates
 
@@ -188,6 +191,19 @@ class SupportCase:
                 non_retryable=True,
             )
         case = self._require_case()
+        # Cases opened before this check existed replay without the marker,
+        # so patched() is False for them and they run on unchanged.
+        if self._opened_by_this_run and workflow.patched(
+            "reject-encoded-words-in-header-text"
+        ):
+            try:
+                case.check_mail_header_text()
+            except CaseRuleError as err:
+                raise ApplicationError(
+                    f"invalid case input: {err}",
+                    type="InvalidCaseInput",
+                    non_retryable=True,
+                ) from None
         self._publish(case)
         workflow.logger.info(
             "case.started",
