@@ -17,6 +17,7 @@ from pydantic import (
     EmailStr,
     Field,
     PlainSerializer,
+    TypeAdapter,
     computed_field,
     field_validator,
     model_validator,
@@ -45,10 +46,17 @@ MAX_SUBJECT_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 20_000
 MAX_COMMENT_LENGTH = 10_000
 MAX_NOTE_LENGTH = 2_000
-# The whole case travels in one payload across continue-as-new, and Temporal
-# rejects payloads over 2 MB by default, so comments and history are bounded.
+# The whole case travels in one payload: as the result of every update and
+# query and across continue-as-new. Temporal rejects a payload over 2 MiB
+# (2,097,152 bytes) by default and then fails the workflow task again and
+# again, so comments and history are bounded in bytes of their JSON form. With
+# a description of at most 120,000 bytes (20,000 characters that JSON escapes
+# to at most 6 bytes each) and about 10,000 bytes for the other fields, a case
+# stays below 1,750,000 bytes.
 MAX_COMMENT_CHARACTERS_PER_CASE = 1_000_000
+MAX_COMMENT_BYTES_PER_CASE = 1_100_000
 MAX_HISTORY_ENTRIES = 1_000
+MAX_HISTORY_BYTES = 500_000
 # \Z and not $, because $ also matches before a trailing line break.
 CASE_NUMBER_PATTERN = re.compile(r"\A[A-Za-z0-9-]{1,32}\Z")
 # Control characters (C0, DEL and C1) and the Unicode line and paragraph
@@ -389,6 +397,32 @@ class Case(BaseModel):
                 "role 'customer' may not post an internal comment; set internal to false",
             )
 
+    def check_comment_storage(
+        self, actor: Actor, body: str, internal: bool, now: datetime
+    ) -> None:
+        """Reject a comment that would take the case's comments over their byte limit.
+
+        ``check_add_comment`` does not call this: the workflow calls it under
+        a patch, so updates that cases already running accepted before this
+        limit existed replay unchanged.
+        """
+        comment = Comment(
+            at=now,
+            actor_role=actor.role,
+            actor_name=actor.name,
+            body=body,
+            internal=internal,
+        )
+        used = _json_bytes(self.comments)
+        added = len(comment.model_dump_json().encode())
+        if used + added > MAX_COMMENT_BYTES_PER_CASE:
+            raise CaseRuleError(
+                "case_comment_storage_full",
+                f"case {self.case_number} holds {used} bytes of comments and this one "
+                f"adds {added}, over the limit of {MAX_COMMENT_BYTES_PER_CASE} bytes "
+                "(UTF-8 JSON); clone the case to go on",
+            )
+
     def add_comment(
         self, actor: Actor, body: str, internal: bool, now: datetime
     ) -> None:
@@ -581,6 +615,24 @@ class Case(BaseModel):
             # The oldest entries go first; Temporal's event history keeps them all.
             del self.history[:overflow]
             self.history_entries_dropped += overflow
+        excess = _json_bytes(self.history) - MAX_HISTORY_BYTES
+        if excess > 0:
+            dropped = 0
+            while excess > 0 and dropped < len(self.history) - 1:
+                excess -= len(self.history[dropped].model_dump_json().encode()) + 1
+                dropped += 1
+            del self.history[:dropped]
+            self.history_entries_dropped += dropped
+
+
+def _json_bytes(models: list[Comment] | list[HistoryEntry]) -> int:
+    """Return the size in bytes of ``models`` as one UTF-8 JSON array."""
+    return len(_MODEL_LIST_ADAPTER.dump_json(models))
+
+
+_MODEL_LIST_ADAPTER: TypeAdapter[list[Comment] | list[HistoryEntry]] = TypeAdapter(
+    list[Comment] | list[HistoryEntry]
+)
 
 
 # The status a customer's comment moves a case to, by its current status.

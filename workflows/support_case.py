@@ -120,11 +120,13 @@ class SupportCase:
     @add_comment.validator
     def validate_add_comment(self, input: Any) -> None:
         request = _parse(AddCommentInput, input)
-        self._validate_update(
-            lambda case: case.check_add_comment(
-                request.actor, request.body, request.internal
+        def check(case: Case) -> None:
+            case.check_add_comment(request.actor, request.body, request.internal)
+            case.check_comment_storage(
+                request.actor, request.body, request.internal, workflow.now()
             )
-        )
+
+        self._validate_update(check)
 
     @workflow.update(description="Change the priority; deadlines do not move.")
     def change_priority(self, input: Any) -> Case:
@@ -377,6 +379,12 @@ class SupportCase:
 
     def _apply_add_comment(self, case: Case, input: AddCommentInput) -> None:
         previous = case.status
+        # Validators never run on replay, but this runs for updates and signals
+        # alike, so cases running before the byte limit replay without it.
+        if workflow.patched("limit-comment-storage-bytes"):
+            case.check_comment_storage(
+                input.actor, input.body, input.internal, workflow.now()
+            )
         case.add_comment(input.actor, input.body, input.internal, workflow.now())
         workflow.logger.info(
             "case.comment_added",
