@@ -336,7 +336,10 @@ class Case(BaseModel):
         Both go into email headers, where mail programs decode such a word, so
         it could carry a line break past the single-line check.
         """
-        for field, value in (("subject", self.subject), ("contact name", self.contact.name)):
+        for field, value in (
+            ("subject", self.subject),
+            ("contact name", self.contact.name),
+        ):
             if _ENCODED_WORD_START in value:
                 raise CaseRuleError(
                     "encoded_word_in_header_text",

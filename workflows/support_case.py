@@ -120,6 +120,7 @@ class SupportCase:
     @add_comment.validator
     def validate_add_comment(self, input: Any) -> None:
         request = _parse(AddCommentInput, input)
+
         def check(case: Case) -> None:
             case.check_add_comment(request.actor, request.body, request.internal)
             case.check_comment_storage(

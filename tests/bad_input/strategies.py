@@ -14,7 +14,18 @@ from domain.statuses import InstallationType, Priority, Role, Status
 
 # Characters that break a header or a log line: CR, LF, NUL, other C0 and C1
 # controls, DEL and the Unicode line and paragraph separators.
-BREAKING_CHARACTERS = ["\r", "\n", "\r\n", "\x00", "\x0b", "\x1b", "\x7f", "\x85", "\u2028", "\u2029"]
+BREAKING_CHARACTERS = [
+    "\r",
+    "\n",
+    "\r\n",
+    "\x00",
+    "\x0b",
+    "\x1b",
+    "\x7f",
+    "\x85",
+    "\u2028",
+    "\u2029",
+]
 # Text that, folded into a header, would start a header of its own.
 HEADER_INJECTIONS = [
     "\r\nBcc: attacker@example.net",
@@ -100,18 +111,23 @@ DATES = st.one_of(
 
 
 def actors() -> st.SearchStrategy[Any]:
-    valid = st.fixed_dictionaries(
-        {"role": ROLES}, optional={"name": hostile_text(200)}
-    )
+    valid = st.fixed_dictionaries({"role": ROLES}, optional={"name": hostile_text(200)})
     return mostly(valid)
 
 
-def with_extra_keys(payload: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[Any]:
+def with_extra_keys(
+    payload: st.SearchStrategy[dict[str, Any]],
+) -> st.SearchStrategy[Any]:
     """Add unknown keys to some payloads; the models forbid extra fields."""
     return st.one_of(
         payload,
-        st.tuples(payload, st.dictionaries(st.text(max_size=8), JSON_SCALARS, min_size=1, max_size=2)).map(
-            lambda pair: {**pair[1], **pair[0]} if pair[1].keys() - pair[0].keys() else pair[0]
+        st.tuples(
+            payload,
+            st.dictionaries(st.text(max_size=8), JSON_SCALARS, min_size=1, max_size=2),
+        ).map(
+            lambda pair: (
+                {**pair[1], **pair[0]} if pair[1].keys() - pair[0].keys() else pair[0]
+            )
         ),
     )
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from activities.email import CaseEmail, EmailSettings, InvalidHeaderError, compose
 from domain.case import Actor, Case, CaseInput
@@ -160,7 +160,11 @@ def test_header_fields_cannot_inject(
     payload = case_input(
         subject=subject,
         contact={"name": name, "email": "ann.lee@example.org"},
-        institution={"id": "inst-1", "name": "Example University", "time_zone": time_zone},
+        institution={
+            "id": "inst-1",
+            "name": "Example University",
+            "time_zone": time_zone,
+        },
     )
     try:
         request = CaseInput.model_validate(payload)
@@ -211,21 +215,30 @@ def open_case_in(status: Status) -> Case:
 
 
 @pytest.mark.parametrize(
-    "status", [Status.NEW, Status.PENDING_CUSTOMER_INPUT, Status.PENDING_WORK_PLAN, Status.CLOSED]
+    "status",
+    [
+        Status.NEW,
+        Status.PENDING_CUSTOMER_INPUT,
+        Status.PENDING_WORK_PLAN,
+        Status.CLOSED,
+    ],
 )
 @DOMAIN_SETTINGS
 @given(
     action=st.sampled_from(sorted(PAYLOADS_BY_ACTION)),
     data=st.data(),
 )
-def test_actions_apply_or_reject(status: Status, action: str, data: st.DataObject) -> None:
+def test_actions_apply_or_reject(
+    status: Status, action: str, data: st.DataObject
+) -> None:
     payload = data.draw(PAYLOADS_BY_ACTION[action](), label="payload")
     case = open_case_in(status)
-    model = {
+    models: dict[str, type[BaseModel]] = {
         "change_status": ChangeStatusInput,
         "add_comment": AddCommentInput,
         "change_priority": ChangePriorityInput,
-    }[action]
+    }
+    model = models[action]
     try:
         message = model.model_validate(payload)
     except ValidationError as err:
@@ -235,8 +248,12 @@ def test_actions_apply_or_reject(status: Status, action: str, data: st.DataObjec
         if isinstance(message, ChangeStatusInput):
             case.change_status(message.actor, message.status, message.note, NOW)
         elif isinstance(message, AddCommentInput):
+            case.check_comment_storage(
+                message.actor, message.body, message.internal, NOW
+            )
             case.add_comment(message.actor, message.body, message.internal, NOW)
         else:
+            assert isinstance(message, ChangePriorityInput)
             case.change_priority(message.actor, message.priority, message.note, NOW)
     except CaseRuleError as err:
         assert err.code

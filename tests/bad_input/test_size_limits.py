@@ -50,7 +50,10 @@ async def raw_case(
     async with worker:
         number = new_case_number("L")
         handle = await client.start_workflow(
-            "SupportCase", case_input(number), id=f"case-{number}", task_queue=task_queue
+            "SupportCase",
+            case_input(number),
+            id=f"case-{number}",
+            task_queue=task_queue,
         )
         yield handle
         history = await handle.fetch_history()

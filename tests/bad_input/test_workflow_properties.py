@@ -55,7 +55,11 @@ ACTION_MODELS: dict[str, type[BaseModel]] = {
     "add_comment": AddCommentInput,
     "change_priority": ChangePriorityInput,
 }
-PROBE = {"actor": {"role": "support", "name": "Probe"}, "body": "probe", "internal": True}
+PROBE = {
+    "actor": {"role": "support", "name": "Probe"},
+    "body": "probe",
+    "internal": True,
+}
 EXAMPLE_TIMEOUT_SECONDS = 30
 # Each example costs a few round trips to the server, so these tests run
 # half of the profile's examples.
@@ -166,7 +170,9 @@ class LiveCase:
         new_entries = after["history"][len(before["history"]) :]
         if len(after["history"]) == len(before["history"]):
             # The history is full, so the oldest entries are dropped.
-            dropped = after["history_entries_dropped"] - before["history_entries_dropped"]
+            dropped = (
+                after["history_entries_dropped"] - before["history_entries_dropped"]
+            )
             new_entries = after["history"][len(after["history"]) - dropped :]
         rejected = [entry for entry in new_entries if entry["rejected"]]
         well_formed = model is not None and len(args) == 1 and is_valid(model, args[0])
@@ -232,7 +238,9 @@ async def test_signals_recorded_when_rejected(live_case: LiveCase) -> None:
     loop = asyncio.get_running_loop()
 
     @WORKFLOW_SETTINGS
-    @given(name=SIGNAL_NAMES, arg_count=st.sampled_from([1, 1, 1, 0, 2]), data=st.data())
+    @given(
+        name=SIGNAL_NAMES, arg_count=st.sampled_from([1, 1, 1, 0, 2]), data=st.data()
+    )
     def send_signal(name: str, arg_count: int, data: st.DataObject) -> None:
         payloads = PAYLOADS_BY_ACTION.get(name, lambda: JSON_VALUES)()
         args = [data.draw(payloads, label=f"arg {i}") for i in range(arg_count)]

@@ -132,8 +132,7 @@ class StallingHandler:
     ) -> str:
         if not self.stalled.is_set():
             self.stalled.set()
-            while not self.release.is_set():
-                await asyncio.sleep(0.05)
+            await asyncio.to_thread(self.release.wait)
             return "451 4.3.0 try again later"
         assert isinstance(envelope.content, bytes)
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
