@@ -118,7 +118,7 @@ def actors() -> st.SearchStrategy[Any]:
 def with_extra_keys(
     payload: st.SearchStrategy[dict[str, Any]],
 ) -> st.SearchStrategy[Any]:
-    """Add unknown keys to some payloads; the models forbid extra fields."""
+    """Add unknown keys to some payloads, which the models must reject as extra fields."""
     return st.one_of(
         payload,
         st.tuples(

@@ -2,7 +2,7 @@
 
 Without a server in the loop these run hundreds of examples in seconds. For
 any payload, validation either accepts it or raises ``ValidationError``, and
-an accepted case either opens or raises ``CaseRuleError``; no other exception
+an accepted case either opens or raises ``CaseRuleError``. No other exception
 may escape, because inside the workflow any other exception fails the
 workflow task again and again. An opened case's emails carry exactly the
 headers the product sets, whatever its subject or contact name contain.
@@ -109,7 +109,7 @@ def assert_emails_safe(case: Case) -> None:
     """Check that the case's emails compose with intact headers, or that it is rejected.
 
     The workflow fails a new case whose ``check_mail_header_text`` raises, and
-    compose() refuses any header that decodes to a line break.
+    compose() rejects any header that decodes to a line break.
     """
     try:
         case.check_mail_header_text()
@@ -183,10 +183,10 @@ def test_header_fields_cannot_inject(
     name=st.one_of(st.text(), st.sampled_from(HEADER_INJECTIONS)),
 )
 def test_compose_rejects_raw_line_breaks(subject: str, name: str) -> None:
-    """compose() itself refuses a header value that would start a new header.
+    """Check that compose() itself rejects a header value that would start a new header.
 
-    The models reject such values before they reach it; this checks the
-    second line of defence, for an email built without them.
+    The models reject such values before they reach compose(), so this checks
+    the second line of defence, for an email built without them.
     """
     case_email = CaseEmail(
         notice="reminder",

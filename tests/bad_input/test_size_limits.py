@@ -75,7 +75,7 @@ async def test_comment_bytes_limit_enforced(raw_case: WorkflowHandle[Any, Any]) 
     body = CJK * MAX_COMMENT_LENGTH
     accepted = 0
     rejection: ApplicationError | None = None
-    # 37 such comments reach the byte limit; 80 would pass 2 MiB without it.
+    # 37 such comments reach the byte limit. Without it, 80 would pass 2 MiB.
     for _ in range(80):
         try:
             case = await raw_case.execute_update(
@@ -94,7 +94,7 @@ async def test_comment_bytes_limit_enforced(raw_case: WorkflowHandle[Any, Any]) 
     assert rejection.type == "case_comment_storage_full"
     assert f"{MAX_COMMENT_BYTES_PER_CASE} bytes" in rejection.message
     assert accepted == MAX_COMMENT_BYTES_PER_CASE // (3 * MAX_COMMENT_LENGTH)
-    # A signal over the limit is recorded as rejected; the case still answers.
+    # A signal over the limit is recorded as rejected, and the case still takes updates.
     await raw_case.signal(
         "add_comment", {"actor": SUPPORT, "body": body, "internal": True}
     )
@@ -110,7 +110,7 @@ async def test_comment_bytes_limit_enforced(raw_case: WorkflowHandle[Any, Any]) 
 async def test_history_bytes_limit_enforced(raw_case: WorkflowHandle[Any, Any]) -> None:
     note = CJK * MAX_NOTE_LENGTH
     # Each change adds a history entry of about 6,000 bytes, so 120 of them
-    # pass MAX_HISTORY_BYTES; 1,000 of them (the entry limit) would be 6 MB.
+    # pass MAX_HISTORY_BYTES. 1,000 of them (the entry limit) would be 6 MB.
     statuses = ["In Progress", "New"]
     for index in range(120):
         case = await raw_case.execute_update(

@@ -8,7 +8,7 @@ its examples, so the suite starts no server per example. Per example:
   whose type names the rule and whose message names the problem;
 - a signal is applied, or recorded in the case history as rejected;
 - a valid update sent next still works, so the workflow is not stuck;
-- the workflow's history never holds a failed workflow task.
+- the workflow's history never contains a failed workflow task.
 
 Hypothesis drives the examples from a worker thread, because the test's
 event loop must keep running the Temporal client and worker meanwhile.
@@ -84,7 +84,7 @@ def is_valid(model: type[BaseModel], payload: Any) -> bool:
 
 @dataclass
 class LiveCase:
-    """One long-lived case that the examples act on; a new one replaces it once closed."""
+    """One long-lived case that the examples act on, replaced by a new one once closed."""
 
     client: Client
     task_queue: str
@@ -105,7 +105,7 @@ class LiveCase:
         return case
 
     async def probe(self) -> dict[str, Any]:
-        """Send a valid update; it must be applied, so the workflow still runs."""
+        """Send a valid update, which must be applied while the workflow still runs."""
         assert self.handle is not None
         case: dict[str, Any] = await self.handle.execute_update(
             "add_comment", PROBE, id=f"probe-{uuid.uuid4()}"

@@ -161,7 +161,7 @@ class DevServerProcess:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> Client:
-        """Start the server and return a client once it answers."""
+        """Start the server and return a client once a connection succeeds."""
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 *dev_server_command(self.database, self.port),

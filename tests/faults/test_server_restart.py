@@ -2,7 +2,7 @@
 
 The dev server keeps its state in a SQLite file. It is stopped with SIGTERM
 and the worker killed with SIGKILL while a case waits in Pending Customer
-Input; both start again on the same file and port. The case's history and
+Input. Both start again, the server on the same file and port. The case's history and
 deadlines must be unchanged by the restart, and the reminder and the closure
 must come at the times set when the case entered the status.
 """
@@ -76,8 +76,8 @@ async def test_restart_keeps_history_and_deadlines(
         handle = cases.case_handle(client, number)
         history_after = (await handle.fetch_history()).to_json_dict()
         description_after = await handle.describe()
-        # With no worker polling, the query cannot be answered yet, so the
-        # deadlines are compared once the new worker runs.
+        # A query needs a worker, so the deadlines are compared once the new
+        # worker runs.
         await launcher.start()
         case_after = await cases.get_case(client, number)
 

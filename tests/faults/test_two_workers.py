@@ -40,8 +40,8 @@ async def test_stopped_worker_leaves_nothing_twice(
     dev_env: WorkflowEnvironment, workers: WorkerLauncher, outbox: Path
 ) -> None:
     client = dev_env.client
-    # The first worker alone opens the cases, so it holds them all in its
-    # cache when the second one joins and when it is stopped.
+    # The first worker alone opens the cases, so all of them are in its
+    # workflow cache when the second one joins and when it is stopped.
     first = await workers.start()
     opened: list[tuple[str, WorkflowHandle[Any, Case]]] = []
     for _ in range(CASE_COUNT):

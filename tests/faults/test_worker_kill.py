@@ -116,9 +116,9 @@ async def test_kills_at_random_points(
 
 
 class StallingHandler:
-    """An aiosmtpd handler that holds the first DATA command until ``release`` is set.
+    """An aiosmtpd handler that delays its reply to the first DATA command until ``release`` is set.
 
-    Only messages answered with 250 are stored. Its hooks run on the
+    Only messages it accepts with reply 250 are stored. Its hooks run on the
     controller's thread.
     """
 
@@ -189,7 +189,7 @@ async def test_kill_during_email_activity(
             return case
 
         # The killed attempt times out after the activity's 60 s
-        # start-to-close timeout; the retry then delivers the reminder.
+        # start-to-close timeout, and the retry then delivers the reminder.
         await assert_eventually(reminder_recorded, within=timedelta(seconds=90))
         await cases.change_status(
             client,
