@@ -125,7 +125,8 @@ def _set_header(message: EmailMessage, name: str, value: str) -> None:
     if _HEADER_BREAKING.search(str(message[name])):
         raise InvalidHeaderError(
             f"invalid {name} header: it contains an RFC 2047 encoded-word that decodes "
-            "to a line break or control character"
+            "to a line break or control character; remove '=?' from the case's subject "
+            "or contact name"
         )
 
 

@@ -331,7 +331,7 @@ class Case(BaseModel):
         return case
 
     def check_mail_header_text(self) -> None:
-        """Reject a subject or contact name that contains an RFC 2047 encoded-word.
+        """Reject a subject or contact name that contains "=?", which starts an RFC 2047 encoded-word.
 
         Both go into email headers, where mail programs decode such a word, so
         it could carry a line break past the single-line check.
