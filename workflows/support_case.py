@@ -8,6 +8,7 @@ invalid, and deadlines are durable timers re-armed after every change.
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -45,6 +46,10 @@ _CALLER_ROLES = frozenset(role.value for role in Role)
 # remembers this many more so a retried update stays applied once across
 # continue-as-new.
 RECENT_UPDATE_IDS = 500
+# The server accepts update ids of up to 1,000 characters, so the remembered
+# ids are also bounded in bytes: with a case of at most 1,750,000 bytes, the
+# input of the next run stays below Temporal's 2 MiB payload limit.
+RECENT_UPDATE_ID_BYTES = 100_000
 # An email that still fails after this long is recorded on the case and given up.
 EMAIL_DELIVERY_WINDOW = timedelta(hours=24)
 EMAIL_RETRY_POLICY = RetryPolicy(
@@ -412,9 +417,7 @@ class SupportCase:
             # example closed by a timer in the same workflow task.
             raise ApplicationError(str(err), type=err.code, non_retryable=True) from err
         if update_id is not None:
-            self._recent_update_ids = [*self._recent_update_ids, update_id][
-                -RECENT_UPDATE_IDS:
-            ]
+            self._recent_update_ids = _newest_ids([*self._recent_update_ids, update_id])
         self._changed(case)
         return case
 
@@ -504,6 +507,20 @@ class SupportCase:
                 f"the case was not opened: {self._input_error}", type="InvalidCaseInput"
             )
         return self._case
+
+
+def _newest_ids(ids: list[str]) -> list[str]:
+    """Return the newest of ``ids`` within RECENT_UPDATE_IDS and RECENT_UPDATE_ID_BYTES."""
+    kept: list[str] = []
+    size = 0
+    for update_id in reversed(ids[-RECENT_UPDATE_IDS:]):
+        # The id as a JSON string, quotes and escapes included, and a comma.
+        size += len(json.dumps(update_id, ensure_ascii=False).encode()) + 1
+        if size > RECENT_UPDATE_ID_BYTES:
+            break
+        kept.append(update_id)
+    kept.reverse()
+    return kept
 
 
 def _current_update_id() -> str | None:

@@ -27,6 +27,11 @@ from domain.case import (
 )
 from tests.helpers import case_input, new_case_number, new_task_queue
 from worker import build_worker
+from workflows.support_case import (
+    RECENT_UPDATE_ID_BYTES,
+    RECENT_UPDATE_IDS,
+    _newest_ids,
+)
 
 # Temporal's default limit on one payload (limit.blobSize.error).
 PAYLOAD_LIMIT_BYTES = 2 * 1024 * 1024
@@ -122,3 +127,19 @@ async def test_history_bytes_limit_enforced(raw_case: WorkflowHandle[Any, Any]) 
     assert json_size(case["history"]) <= MAX_HISTORY_BYTES
     assert case["history"][-1]["note"] == note
     assert json_size(case) < PAYLOAD_LIMIT_BYTES
+
+
+def test_remembered_update_ids_bounded() -> None:
+    longest = "u" * 1000  # the server rejects longer update ids
+    control = "\x01" * 1000  # 6,000 bytes as a JSON string
+
+    kept_long = _newest_ids([f"{index}-{longest}" for index in range(600)])
+    kept_control = _newest_ids([f"{index}-{control}" for index in range(600)])
+    kept_short = _newest_ids([str(index) for index in range(600)])
+
+    assert json_size(kept_long) <= RECENT_UPDATE_ID_BYTES
+    assert kept_long[-1].startswith("599-")
+    assert json_size(kept_control) <= RECENT_UPDATE_ID_BYTES
+    assert kept_control[-1].startswith("599-")
+    assert kept_short == [str(index) for index in range(100, 600)]
+    assert len(kept_short) == RECENT_UPDATE_IDS
