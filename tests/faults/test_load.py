@@ -2,8 +2,9 @@
 
 Every case is imported in Pending Customer Input with the same
 ``status_since``, so all reminders are due at one instant of server time.
-The test checks that each reminder is sent exactly once and reports the
-spread of the send times (server time, from the case history).
+The test checks that each case ran its email activity exactly once and that
+the outbox contains one reminder per case, and reports the spread of the send
+times: the server-time stamps of the activities' completion events.
 
 The suite runs 200 cases. ``CASEDESK_LOAD_CASES=5000`` runs the full load;
 docs/load.md records its measured figures.
@@ -13,14 +14,17 @@ import asyncio
 import os
 import sys
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.testservice.v1 import SleepRequest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -64,6 +68,39 @@ async def skip_time(env: WorkflowEnvironment, duration: timedelta) -> None:
     await env.client.test_service.unlock_time_skipping_with_sleep(
         request, timeout=SEND_TIMEOUT
     )
+
+
+def email_events(history: WorkflowHistory, event_type: int) -> list[HistoryEvent]:
+    """Return the events of ``event_type`` that belong to the email activity.
+
+    A completed event names its activity only through the scheduled event it
+    refers to, so both are matched by the scheduled event's id.
+    """
+    email_ids = {
+        event.event_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name
+        == "send_case_email"
+    }
+    if event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        return [event for event in history.events if event.event_id in email_ids]
+    return [
+        event
+        for event in history.events
+        if event.event_type == event_type
+        and event.activity_task_completed_event_attributes.scheduled_event_id
+        in email_ids
+    ]
+
+
+def failed_task_types(history: WorkflowHistory) -> list[str]:
+    """Return the failure type of each failed workflow task in ``history``."""
+    return [
+        event.workflow_task_failed_event_attributes.failure.application_failure_info.type
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    ]
 
 
 async def outbox_holds(outbox: Path, count: int) -> None:
@@ -116,9 +153,7 @@ async def test_simultaneous_reminders_sent_once(
         await assert_eventually(
             lambda: outbox_holds(outbox, CASE_COUNT), within=SEND_TIMEOUT
         )
-        cases: list[Case] = await gather_limited(
-            [handle.query(SupportCase.get_case) for handle in handles]
-        )
+        histories = await gather_limited([handle.fetch_history() for handle in handles])
         await gather_limited(
             [handle.terminate("load test finished") for handle in handles]
         )
@@ -129,19 +164,26 @@ async def test_simultaneous_reminders_sent_once(
     assert len(set(message_ids)) == CASE_COUNT
     assert {str(m["X-Casedesk-Notice"]) for m in reminders} == {"reminder"}
     sent_at = []
-    for case in cases:
-        assert case.reminders_sent == 1, case.case_number
-        entries = [entry for entry in case.history if entry.event == "reminder_sent"]
-        assert len(entries) == 1, case.case_number
-        sent_at.append(entries[0].at)
-        assert entries[0].at >= reminder_due
+    failure_types: list[str] = []
+    for handle, history in zip(handles, histories, strict=True):
+        scheduled = email_events(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+        completed = email_events(history, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+        assert len(scheduled) == 1, handle.id
+        assert len(completed) == 1, handle.id
+        sent_at.append(completed[0].event_time.ToDatetime(tzinfo=UTC))
+        assert sent_at[-1] >= reminder_due
+        failure_types += failed_task_types(history)
 
     # The figures go to standard error, so `pytest -s` shows them.
     spread = max(sent_at) - min(sent_at)
     lateness = max(sent_at) - reminder_due
     print(
-        f"\n{CASE_COUNT} reminders due at {reminder_due.isoformat()}: recorded between "
+        f"\n{CASE_COUNT} reminders due at {reminder_due.isoformat()}: sent between "
         f"{min(sent_at) - reminder_due} and {lateness} after it (server time), "
-        f"spread {spread}",
+        f"spread {spread}; failed workflow tasks: {Counter(failure_types)}",
         file=sys.stderr,
     )
+    # On a starved CPU a workflow task can run past the SDK's 2 s deadlock
+    # detection, which fails it, and the server then retries it. Any other
+    # failure is a bug.
+    assert set(failure_types) <= {"_DeadlockError"}
