@@ -47,10 +47,6 @@ class WorkerProcess:
     def stderr_lines(self) -> list[str]:
         return [line for line in self.stderr_path.read_text().splitlines() if line]
 
-    @property
-    def running(self) -> bool:
-        return self.process.returncode is None
-
     async def terminate(self) -> int:
         """Send SIGTERM, as a service manager does, and return the exit status."""
         self.process.send_signal(signal.SIGTERM)

@@ -1,6 +1,5 @@
 """Case helpers shared by the fault tests."""
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,3 @@ def message_ids(outbox: Path, number: str, kind: str) -> list[str]:
 
 def history_events(case: Case) -> list[str]:
     return [entry.event for entry in case.history]
-
-
-def seconds_since(moment: datetime) -> float:
-    return (datetime.now(UTC) - moment).total_seconds()
