@@ -273,24 +273,55 @@ def render_bodies(email: CaseEmail, greeting_name: str) -> tuple[str, str]:
     return text, html
 
 
+class InvalidHeaderError(ValueError):
+    """A header value that would contain a line break or control character once decoded."""
+
+
+# Control characters (C0, DEL and C1) and the Unicode line and paragraph separators.
+_HEADER_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _set_header(message: EmailMessage, name: str, value: str) -> None:
+    """Set header ``name``, rejecting a value that decodes to more than one line.
+
+    The email package decodes RFC 2047 encoded-words when it parses a header
+    value, so printable text such as "=?utf-8?q?=0D=0ABcc:_x@example.net?="
+    becomes a line break. CPython 3.11.7 writes that break out unchanged,
+    which adds a header (a Bcc that smtplib then sends to). Header values are
+    therefore checked after parsing, not only before.
+    """
+    try:
+        message[name] = value
+    except ValueError as err:
+        raise InvalidHeaderError(f"invalid {name} header: {err}") from None
+    if _HEADER_BREAKING.search(str(message[name])):
+        raise InvalidHeaderError(
+            f"invalid {name} header: it contains an RFC 2047 encoded-word that decodes "
+            "to a line break or control character; remove '=?' from the case's subject "
+            "or contact name"
+        )
+
+
 def compose(email: CaseEmail, settings: EmailSettings, now: datetime) -> EmailMessage:
-    """Build the message. Header values come from validated single-line fields."""
+    """Build the message, or raise ``InvalidHeaderError`` for a header that breaks lines."""
     to_name, to_address = recipient_of(email, settings)
     own_id = message_id(email, settings)
     root_id = thread_root_id(email.case_number, settings.mail_domain)
     message = EmailMessage(policy=MESSAGE_POLICY)
-    message["From"] = settings.from_address
-    message["To"] = formataddr((to_name, to_address))
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = own_id
+    _set_header(message, "From", settings.from_address)
+    _set_header(message, "To", formataddr((to_name, to_address)))
+    _set_header(message, "Date", format_datetime(now))
+    _set_header(message, "Message-ID", own_id)
     if own_id != root_id:
-        message["In-Reply-To"] = root_id
-        message["References"] = root_id
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Casedesk-Case"] = email.case_number
-    message["X-Casedesk-Notice"] = email.notice
+        _set_header(message, "In-Reply-To", root_id)
+        _set_header(message, "References", root_id)
+    _set_header(message, "Auto-Submitted", "auto-generated")
+    _set_header(message, "X-Casedesk-Case", email.case_number)
+    _set_header(message, "X-Casedesk-Notice", email.notice)
     prefix = SUBJECT_PREFIXES[email.notice]
-    message["Subject"] = f"[Case {email.case_number}] {prefix}: {email.subject}"
+    _set_header(
+        message, "Subject", f"[Case {email.case_number}] {prefix}: {email.subject}"
+    )
     text, html = render_bodies(email, to_name)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
@@ -311,7 +342,15 @@ class EmailActivities:
     async def send_case_email(self, email: CaseEmail) -> str:
         """Deliver ``email`` and return its Message-ID."""
         info = activity.info()
-        message = compose(email, self._settings, info.current_attempt_scheduled_time)
+        try:
+            message = compose(
+                email, self._settings, info.current_attempt_scheduled_time
+            )
+        except InvalidHeaderError as err:
+            # A retry builds the same message, so the failure is final.
+            raise ApplicationError(
+                str(err), type="EmailHeaderInvalid", non_retryable=True
+            ) from None
         if self._settings.uses_smtp:
             delivered_to = await self._send_once(email, message)
         else:

@@ -17,6 +17,7 @@ from pydantic import (
     EmailStr,
     Field,
     PlainSerializer,
+    TypeAdapter,
     computed_field,
     field_validator,
     model_validator,
@@ -45,21 +46,32 @@ MAX_SUBJECT_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 20_000
 MAX_COMMENT_LENGTH = 10_000
 MAX_NOTE_LENGTH = 2_000
-# The whole case travels in one payload across continue-as-new, and Temporal
-# rejects payloads over 2 MB by default, so comments and history are bounded.
+# The whole case travels in one payload: as the result of every update and
+# query and across continue-as-new. Temporal rejects a payload over 2 MiB
+# (2,097,152 bytes) by default and then fails the workflow task again and
+# again, so comments and history are bounded in bytes of their JSON form. With
+# a description of at most 120,000 bytes (20,000 characters that JSON escapes
+# to at most 6 bytes each) and about 10,000 bytes for the other fields, a case
+# stays below 1,750,000 bytes.
 MAX_COMMENT_CHARACTERS_PER_CASE = 1_000_000
+MAX_COMMENT_BYTES_PER_CASE = 1_100_000
 MAX_HISTORY_ENTRIES = 1_000
 # The newest email failures kept on the case; the history keeps every one.
 MAX_EMAIL_FAILURES = 50
 # Reassessment reminders armed per stay in Pending Work Plan at most, which
 # covers 25 years at the default of one every 3 months.
 MAX_REASSESSMENTS = 100
+MAX_HISTORY_BYTES = 500_000
 # \Z and not $, because $ also matches before a trailing line break.
 CASE_NUMBER_PATTERN = re.compile(r"\A[A-Za-z0-9-]{1,32}\Z")
 # Control characters (C0, DEL and C1) and the Unicode line and paragraph
 # separators. The email package rejects a header value that str.splitlines()
 # splits, and that happens at \x85, U+2028 and U+2029 as well as at \r and \n.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The start of an RFC 2047 encoded-word such as "=?utf-8?q?=0D=0A?=". The
+# email package decodes even incomplete ones such as "=??Q?=0D0", so any "=?"
+# in a header could hide a line break.
+_ENCODED_WORD_START = "=?"
 
 
 def _load_zone_names() -> frozenset[str]:
@@ -344,6 +356,24 @@ class Case(BaseModel):
         case.last_action = f"{'imported' if imported else 'opened'} by support"
         return case
 
+    def check_mail_header_text(self) -> None:
+        """Reject a subject or contact name that contains "=?", which starts an RFC 2047 encoded-word.
+
+        Both go into email headers, where mail programs decode such a word, so
+        it could carry a line break past the single-line check.
+        """
+        for field, value in (
+            ("subject", self.subject),
+            ("contact name", self.contact.name),
+        ):
+            if _ENCODED_WORD_START in value:
+                raise CaseRuleError(
+                    "encoded_word_in_header_text",
+                    f"the {field} {value!r} contains '=?', which mail programs decode as "
+                    "the start of an RFC 2047 encoded-word; send the decoded text, or "
+                    "write '= ?'",
+                )
+
     # ---- status changes
 
     def check_change_status(self, actor: Actor, target: Status) -> None:
@@ -394,6 +424,32 @@ class Case(BaseModel):
             raise CaseRuleError(
                 "internal_comment_by_customer",
                 "role 'customer' may not post an internal comment; set internal to false",
+            )
+
+    def check_comment_storage(
+        self, actor: Actor, body: str, internal: bool, now: datetime
+    ) -> None:
+        """Reject a comment that would take the case's comments over their byte limit.
+
+        ``check_add_comment`` does not call this: the workflow calls it under
+        a patch, so updates that cases already running accepted before this
+        limit existed replay unchanged.
+        """
+        comment = Comment(
+            at=now,
+            actor_role=actor.role,
+            actor_name=actor.name,
+            body=body,
+            internal=internal,
+        )
+        used = _json_bytes(self.comments)
+        added = len(comment.model_dump_json().encode())
+        if used + added > MAX_COMMENT_BYTES_PER_CASE:
+            raise CaseRuleError(
+                "case_comment_storage_full",
+                f"case {self.case_number} holds {used} bytes of comments and this one "
+                f"adds {added}, over the limit of {MAX_COMMENT_BYTES_PER_CASE} bytes "
+                "(UTF-8 JSON); clone the case to go on",
             )
 
     def add_comment(
@@ -653,6 +709,24 @@ class Case(BaseModel):
             # The oldest entries go first; Temporal's event history keeps them all.
             del self.history[:overflow]
             self.history_entries_dropped += overflow
+        excess = _json_bytes(self.history) - MAX_HISTORY_BYTES
+        if excess > 0:
+            dropped = 0
+            while excess > 0 and dropped < len(self.history) - 1:
+                excess -= len(self.history[dropped].model_dump_json().encode()) + 1
+                dropped += 1
+            del self.history[:dropped]
+            self.history_entries_dropped += dropped
+
+
+def _json_bytes(models: list[Comment] | list[HistoryEntry]) -> int:
+    """Return the size in bytes of ``models`` as one UTF-8 JSON array."""
+    return len(_MODEL_LIST_ADAPTER.dump_json(models))
+
+
+_MODEL_LIST_ADAPTER: TypeAdapter[list[Comment] | list[HistoryEntry]] = TypeAdapter(
+    list[Comment] | list[HistoryEntry]
+)
 
 
 # The status a customer's comment moves a case to, by its current status.

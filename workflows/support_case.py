@@ -8,6 +8,7 @@ invalid, and deadlines are durable timers re-armed after every change.
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -63,6 +64,10 @@ _CALLER_ROLES = frozenset(role.value for role in Role)
 # remembers this many more so a retried update stays applied once across
 # continue-as-new.
 RECENT_UPDATE_IDS = 500
+# The server accepts update ids of up to 1,000 characters, so the remembered
+# ids are also bounded in bytes: with a case of at most 1,750,000 bytes, the
+# input of the next run stays below Temporal's 2 MiB payload limit.
+RECENT_UPDATE_ID_BYTES = 100_000
 # An email that still fails after this long is recorded on the case and given
 # up. Runs with ALL_NOTICES_PATCH take the case policy's email_delivery_window.
 EMAIL_DELIVERY_WINDOW = timedelta(hours=24)
@@ -111,6 +116,7 @@ class SupportCase:
         self._continued = False
         self._all_notices = False
         self._notices_checked = False
+        self._opened_by_this_run = False
         try:
             if extra:
                 raise InvalidCaseInput(
@@ -131,7 +137,9 @@ class SupportCase:
             self._recent_update_ids = carried.recent_update_ids
             self._continued = True
             return carried.case
-        return Case.open(CaseInput.model_validate(input), workflow.now())
+        case = Case.open(CaseInput.model_validate(input), workflow.now())
+        self._opened_by_this_run = True
+        return case
 
     # ---- updates
 
@@ -161,11 +169,14 @@ class SupportCase:
     @add_comment.validator
     def validate_add_comment(self, input: Any) -> None:
         request = _parse(AddCommentInput, input)
-        self._validate_update(
-            lambda case: case.check_add_comment(
-                request.actor, request.body, request.internal
+
+        def check(case: Case) -> None:
+            case.check_add_comment(request.actor, request.body, request.internal)
+            case.check_comment_storage(
+                request.actor, request.body, request.internal, workflow.now()
             )
-        )
+
+        self._validate_update(check)
 
     @workflow.update(description="Change the priority; deadlines do not move.")
     def change_priority(self, input: Any) -> Case:
@@ -233,6 +244,19 @@ class SupportCase:
                 non_retryable=True,
             )
         case = self._require_case()
+        # Cases opened before this check existed replay without the marker,
+        # so patched() is False for them and they run on unchanged.
+        if self._opened_by_this_run and workflow.patched(
+            "reject-encoded-words-in-header-text"
+        ):
+            try:
+                case.check_mail_header_text()
+            except CaseRuleError as err:
+                raise ApplicationError(
+                    f"invalid case input: {err}",
+                    type="InvalidCaseInput",
+                    non_retryable=True,
+                ) from None
         if self._check_all_notices(case):
             opened_here = not self._continued and case.history[0].event == "opened"
             if opened_here:
@@ -535,6 +559,12 @@ class SupportCase:
 
     def _apply_add_comment(self, case: Case, input: AddCommentInput) -> None:
         previous = case.status
+        # Validators never run on replay, but this runs for updates and signals
+        # alike, so cases running before the byte limit replay without it.
+        if workflow.patched("limit-comment-storage-bytes"):
+            case.check_comment_storage(
+                input.actor, input.body, input.internal, workflow.now()
+            )
         entry_before = case.status_entry
         all_notices = self._check_all_notices(case)
         case.add_comment(
@@ -572,9 +602,7 @@ class SupportCase:
             # example closed by a timer in the same workflow task.
             raise ApplicationError(str(err), type=err.code, non_retryable=True) from err
         if update_id is not None:
-            self._recent_update_ids = [*self._recent_update_ids, update_id][
-                -RECENT_UPDATE_IDS:
-            ]
+            self._recent_update_ids = _newest_ids([*self._recent_update_ids, update_id])
         self._changed(case)
         return case
 
@@ -683,6 +711,20 @@ class SupportCase:
                 f"the case was not opened: {self._input_error}", type="InvalidCaseInput"
             )
         return self._case
+
+
+def _newest_ids(ids: list[str]) -> list[str]:
+    """Return the newest of ``ids`` within RECENT_UPDATE_IDS and RECENT_UPDATE_ID_BYTES."""
+    kept: list[str] = []
+    size = 0
+    for update_id in reversed(ids[-RECENT_UPDATE_IDS:]):
+        # The id as a JSON string, quotes and escapes included, and a comma.
+        size += len(json.dumps(update_id, ensure_ascii=False).encode()) + 1
+        if size > RECENT_UPDATE_ID_BYTES:
+            break
+        kept.append(update_id)
+    kept.reverse()
+    return kept
 
 
 def _current_update_id() -> str | None:

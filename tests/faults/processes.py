@@ -1,0 +1,194 @@
+"""Real processes for the fault tests: worker.py and a dev server on a database file.
+
+Each helper starts a separate operating-system process that a test can stop
+with SIGTERM or kill with SIGKILL, so a crash here is a real crash: no
+``finally`` block or graceful shutdown of the killed process runs.
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from starter.devserver import temporal_binary
+from tests.conftest import DEV_SERVER_ARGS
+from tests.helpers import assert_eventually
+from worker import search_attribute_type_name
+from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+START_TIMEOUT = timedelta(seconds=60)
+STOP_TIMEOUT_SECONDS = 30
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class WorkerProcess:
+    """One ``python worker.py`` process and the files its output goes to."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    stderr_path: Path
+
+    def stderr_lines(self) -> list[str]:
+        return [line for line in self.stderr_path.read_text().splitlines() if line]
+
+    async def terminate(self) -> int:
+        """Send SIGTERM, as a service manager does, and return the exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_SECONDS)
+
+    async def kill(self) -> None:
+        """Send SIGKILL: the process ends at once, with no clean-up of its own."""
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+@dataclass
+class WorkerLauncher:
+    """Starts worker.py processes on one task queue, with one email setting."""
+
+    address: str
+    task_queue: str
+    log_dir: Path
+    environment: dict[str, str] = field(default_factory=dict)
+    started: list[WorkerProcess] = field(default_factory=list)
+
+    async def start(self) -> WorkerProcess:
+        """Start a worker process and wait until it logs ``worker.started``."""
+        name = f"worker-{len(self.started)}"
+        environment = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": self.address,
+            "CASE_TASK_QUEUE": self.task_queue,
+            **self.environment,
+        }
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        stderr_path = self.log_dir / f"{name}.stderr"
+        with (
+            (self.log_dir / f"{name}.stdout").open("wb") as stdout,
+            stderr_path.open("wb") as stderr,
+        ):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "worker.py",
+                cwd=REPOSITORY,
+                env=environment,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+            )
+        worker = WorkerProcess(name, process, stderr_path)
+        self.started.append(worker)
+
+        async def logged_start() -> None:
+            assert process.returncode is None, (
+                f"worker.py exited with status {process.returncode}:\n"
+                + "\n".join(worker.stderr_lines())
+            )
+            assert any('"worker.started"' in line for line in worker.stderr_lines())
+
+        await assert_eventually(logged_start, within=START_TIMEOUT)
+        return worker
+
+    async def kill_all(self) -> None:
+        for worker in self.started:
+            await worker.kill()
+
+
+def dev_server_command(database: Path, port: int) -> list[str]:
+    command = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(database),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http-port",
+        str(free_port()),
+        "--metrics-port",
+        str(free_port()),
+        "--headless",
+        "--log-level",
+        "warn",
+        *DEV_SERVER_ARGS,
+    ]
+    for key in ALL_SEARCH_ATTRIBUTES:
+        command += [
+            "--search-attribute",
+            f"{key.name}={search_attribute_type_name(key)}",
+        ]
+    return command
+
+
+@dataclass
+class DevServerProcess:
+    """A ``temporal server start-dev`` process that keeps its state in ``database``.
+
+    Stopping it and starting it again on the same file and port is a restart
+    of the Temporal service, as after a host reboot.
+    """
+
+    database: Path
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> Client:
+        """Start the server and return a client once a connection succeeds."""
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *dev_server_command(self.database, self.port),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        process = self.process
+
+        async def connected() -> Client:
+            assert process.returncode is None, (
+                f"the dev server exited with status {process.returncode}; "
+                f"see {self.log_path}"
+            )
+            try:
+                return await Client.connect(
+                    self.address, data_converter=pydantic_data_converter
+                )
+            except RuntimeError as err:
+                raise AssertionError(f"no connection yet: {err}") from err
+
+        return await assert_eventually(connected, within=START_TIMEOUT)
+
+    async def stop(self) -> int:
+        """Stop the server with SIGTERM and return its exit status."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_SECONDS)
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
