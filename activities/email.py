@@ -281,7 +281,7 @@ class InvalidHeaderError(ValueError):
 _HEADER_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def _set_header(message: EmailMessage, name: str, value: str) -> None:
+def set_header(message: EmailMessage, name: str, value: str) -> None:
     """Set header ``name``, rejecting a value that decodes to more than one line.
 
     The email package decodes RFC 2047 encoded-words when it parses a header
@@ -308,18 +308,18 @@ def compose(email: CaseEmail, settings: EmailSettings, now: datetime) -> EmailMe
     own_id = message_id(email, settings)
     root_id = thread_root_id(email.case_number, settings.mail_domain)
     message = EmailMessage(policy=MESSAGE_POLICY)
-    _set_header(message, "From", settings.from_address)
-    _set_header(message, "To", formataddr((to_name, to_address)))
-    _set_header(message, "Date", format_datetime(now))
-    _set_header(message, "Message-ID", own_id)
+    set_header(message, "From", settings.from_address)
+    set_header(message, "To", formataddr((to_name, to_address)))
+    set_header(message, "Date", format_datetime(now))
+    set_header(message, "Message-ID", own_id)
     if own_id != root_id:
-        _set_header(message, "In-Reply-To", root_id)
-        _set_header(message, "References", root_id)
-    _set_header(message, "Auto-Submitted", "auto-generated")
-    _set_header(message, "X-Casedesk-Case", email.case_number)
-    _set_header(message, "X-Casedesk-Notice", email.notice)
+        set_header(message, "In-Reply-To", root_id)
+        set_header(message, "References", root_id)
+    set_header(message, "Auto-Submitted", "auto-generated")
+    set_header(message, "X-Casedesk-Case", email.case_number)
+    set_header(message, "X-Casedesk-Notice", email.notice)
     prefix = SUBJECT_PREFIXES[email.notice]
-    _set_header(
+    set_header(
         message, "Subject", f"[Case {email.case_number}] {prefix}: {email.subject}"
     )
     text, html = render_bodies(email, to_name)

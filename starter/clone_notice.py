@@ -13,7 +13,12 @@ from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 import aiosmtplib
 import jinja2
 
-from activities.email import MESSAGE_POLICY, EmailSettings, write_to_maildir
+from activities.email import (
+    MESSAGE_POLICY,
+    EmailSettings,
+    set_header,
+    write_to_maildir,
+)
 from starter.mail_reading import MESSAGE_ID_TOKEN, sender_address, sender_name
 
 
@@ -42,6 +47,9 @@ def compose_clone_notice(
 ) -> EmailMessage:
     """Build the notice sent in reply to a message for a Closed case.
 
+    Raises ``InvalidHeaderError`` when the reply's sender name would break a
+    header line of the notice.
+
     Its Message-ID has casedesk's form and is derived from the reply's, so the
     notice is recognised if it comes back and is written to the outbox once.
     """
@@ -55,20 +63,28 @@ def compose_clone_notice(
     }
     digest = hashlib.sha256(message_id.encode()).hexdigest()[:24]
     notice = EmailMessage(policy=MESSAGE_POLICY)
-    notice["From"] = settings.from_address
-    notice["To"] = formataddr((sender_name(message), recipient))
-    notice["Subject"] = f"[Case {case_number}] Closed case: your message was not added"
-    notice["Date"] = format_datetime(datetime.now(UTC))
-    notice["Message-ID"] = (
-        f"<case-{case_number}.clone-notice.{digest}@{settings.mail_domain}>"
+    set_header(notice, "From", settings.from_address)
+    # The display name comes from the inbound From header, so it is checked
+    # for encoded-words that decode to a line break like every other value.
+    set_header(notice, "To", formataddr((sender_name(message), recipient)))
+    set_header(
+        notice,
+        "Subject",
+        f"[Case {case_number}] Closed case: your message was not added",
     )
-    notice["In-Reply-To"] = message_id
+    set_header(notice, "Date", format_datetime(datetime.now(UTC)))
+    set_header(
+        notice,
+        "Message-ID",
+        f"<case-{case_number}.clone-notice.{digest}@{settings.mail_domain}>",
+    )
+    set_header(notice, "In-Reply-To", message_id)
     references = MESSAGE_ID_TOKEN.findall(str(message.get("References", "")))
-    notice["References"] = " ".join([*references[-10:], message_id])
+    set_header(notice, "References", " ".join([*references[-10:], message_id]))
     # RFC 3834 marks a message sent in response to another as "auto-replied".
-    notice["Auto-Submitted"] = "auto-replied"
-    notice["X-Casedesk-Case"] = case_number
-    notice["X-Casedesk-Notice"] = "clone-notice"
+    set_header(notice, "Auto-Submitted", "auto-replied")
+    set_header(notice, "X-Casedesk-Case", case_number)
+    set_header(notice, "X-Casedesk-Notice", "clone-notice")
     notice.set_content(_templates.get_template("clone_notice.txt").render(values))
     notice.add_alternative(
         _templates.get_template("clone_notice.html").render(values), subtype="html"

@@ -37,7 +37,7 @@ import structlog
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.email import EmailSettings
+from activities.email import EmailSettings, InvalidHeaderError
 from domain.case import Actor, Case
 from domain.statuses import Role
 from starter import client as cases
@@ -233,9 +233,18 @@ async def _answer_closed(
             case_number,
             "reply to a Closed case without a sender address to answer",
         )
-    notice = compose_clone_notice(
-        message, message_id, case_number, case.subject if case else None, settings
-    )
+    try:
+        notice = compose_clone_notice(
+            message, message_id, case_number, case.subject if case else None, settings
+        )
+    except InvalidHeaderError:
+        return _record(
+            "skipped",
+            message_id,
+            case_number,
+            "reply to a Closed case whose sender name would inject a header into "
+            "the clone notice",
+        )
     try:
         delivered_to = await send_notice(notice, settings)
     except NoticeNotSentError as err:

@@ -619,6 +619,34 @@ async def test_closed_case_notice_in_outbox_once(mail_cases: MailCases) -> None:
     assert len(files) == 1
 
 
+async def test_closed_case_notice_never_injects_a_header(
+    mail_cases: MailCases,
+) -> None:
+    number = await mail_cases.open()
+    handle = mail_cases.client.get_workflow_handle_for(
+        SupportCase.run, f"case-{number}"
+    )
+    await handle.execute_update(
+        SupportCase.change_status, set_status(Status.CLOSED, SUPPORT)
+    )
+    await handle.result()
+    # An encoded-word in the sender's name decodes to CR LF and a Bcc header;
+    # copied into the notice's To header it would add a recipient.
+    # The email package refuses to build such a header, so the raw bytes are
+    # edited as a hostile client would send them.
+    data = as_bytes(reply(subject=f"Re: [Case {number}] Closed")).replace(
+        b"From: Ann Lee <ann.lee@example.org>",
+        b"From: =?utf-8?q?Ann=0D=0ABcc:_intruder@example.net?= <ann.lee@example.org>",
+    )
+    assert b"intruder" in data
+
+    outcome = await ingest_message(mail_cases.client, data, mail_cases.settings)
+
+    assert outcome.result == "skipped", outcome
+    outbox = mail_cases.settings.outbox_dir / "new"
+    assert not outbox.exists() or list(outbox.iterdir()) == []
+
+
 async def test_reply_to_unknown_case(mail_cases: MailCases) -> None:
     unknown = new_case_number("NONE")
     outcome = await mail_cases.ingest(reply(subject=f"Re: [Case {unknown}] Hi"))

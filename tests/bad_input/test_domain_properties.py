@@ -42,13 +42,15 @@ EXPECTED_HEADERS = {
     "To",
     "Date",
     "Message-ID",
+    "In-Reply-To",
+    "References",
     "Auto-Submitted",
     "X-Casedesk-Case",
     "X-Casedesk-Notice",
     "Subject",
     "MIME-Version",
+    # multipart/alternative: the text and HTML parts carry their own encodings.
     "Content-Type",
-    "Content-Transfer-Encoding",
 }
 MAIL_SETTINGS = EmailSettings()
 # What the models reject in single-line fields: C0 and C1 controls, DEL and
