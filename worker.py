@@ -103,7 +103,8 @@ def build_worker(
 
     The case worker also runs the email activity, for runs that started
     before notifications moved to their own task queue and still schedule
-    it on the case queue.
+    it on the case queue. A ``deployment_config`` applies to both workers, so
+    both task queues belong to the same Worker Deployment Version.
     """
     emails = EmailActivities(email_settings)
     case_worker = Worker(
@@ -120,6 +121,11 @@ def build_worker(
         activities=[emails.send_case_email],
         interceptors=[CaseTelemetryInterceptor()],
         max_task_queue_activities_per_second=mail_max_per_second,
+        **{
+            name: value
+            for name, value in worker_options.items()
+            if name == "deployment_config"
+        },  # type: ignore[arg-type]
     )
     return CaseWorkers(case_worker, notification_worker)
 

@@ -5,6 +5,7 @@ nothing is downloaded at test time. Each test uses its own task queue and
 case numbers, so tests share a server without seeing each other's cases.
 """
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,10 @@ from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 BIN = Path(sys.executable).parent
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 INCIDENT_LOG = SHARED_DATA / "uci-incident-event-log" / "incident_event_log.zip"
+
+# Worker processes the tests start inherit this, so two of them never compete
+# for the default metrics port. Tests of the metrics endpoint set a free port.
+os.environ.setdefault("CASE_METRICS_ADDRESS", "off")
 
 DEV_SERVER_ARGS = [
     "--dynamic-config-value",

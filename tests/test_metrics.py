@@ -25,7 +25,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.email import EmailSettings
+from activities.email import EmailSettings, notification_task_queue
 from domain.case import CaseInput
 from domain.statuses import Status
 from starter import client as cases
@@ -284,7 +284,8 @@ async def test_failed_email_attempts_counted(
                     samples,
                     "casedesk_activity_attempts_failed_total",
                     activity_type="send_case_email",
-                    task_queue=worker.task_queue,
+                    # Notices run on the rate-limited notification task queue.
+                    task_queue=notification_task_queue(worker.task_queue),
                 )
                 >= 1
             )
@@ -382,7 +383,7 @@ async def test_given_up_email_counted(
             samples,
             "casedesk_activity_attempts_failed_total",
             activity_type="send_case_email",
-            task_queue=queue,
+            task_queue=notification_task_queue(queue),
         )
         > 1
     )

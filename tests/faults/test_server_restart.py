@@ -62,6 +62,16 @@ async def test_restart_keeps_history_and_deadlines(
         )
         reminder_due = pending.status_since + timedelta(seconds=REMINDER_SECONDS)
         closure_due = pending.status_since + timedelta(seconds=CLOSURE_SECONDS)
+
+        # The case-opened and Pending Customer Input notices go out first, so
+        # the history is at rest (only timers pending) when it is compared.
+        async def at_rest() -> None:
+            description = await handle.describe()
+            assert not description.raw_description.pending_activities
+            events = [event async for event in handle.fetch_history_events()]
+            assert events[-1].HasField("workflow_task_completed_event_attributes")
+
+        await assert_eventually(at_rest, within=timedelta(seconds=10))
         history_before = (await handle.fetch_history()).to_json_dict()
         description_before = await handle.describe()
         case_before = await cases.get_case(client, number)
