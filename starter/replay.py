@@ -299,7 +299,12 @@ class IncidentReplay:
             self.replayer.client, request, task_queue=self.replayer.task_queue
         )
         self.handle = opened.handle
-        await self.refresh()
+        # The workflow opens the case from the same input, and its deadlines
+        # run from status_since, so this copy matches the workflow's case in
+        # every field the replay reads, without a query. Only the opening
+        # entry's time differs: the workflow's clock may stand later in the
+        # batch.
+        self.set_case(Case.open(request, at))
 
     async def final(self) -> Case:
         return await cases.get_case(self.replayer.client, self.incident.number)
