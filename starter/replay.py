@@ -302,7 +302,7 @@ class IncidentReplay:
         # The workflow opens the case from the same input, and its deadlines
         # run from status_since, so this copy matches the workflow's case in
         # every field the replay reads, without a query. Only the opening
-        # entry's time differs: the workflow's clock may stand later in the
+        # entry's time differs: the workflow's clock may be later in the
         # batch.
         self.set_case(Case.open(request, at))
 
@@ -373,11 +373,11 @@ def shortest_period(policy: CasePolicy) -> timedelta:
 
 
 class Replayer:
-    """Applies the log's rows to their cases in batches of instants.
+    """Apply the log's rows to their cases in batches of instants.
 
     Each status change is sent with its log time as ``effective_at``, so the
-    rows of many instants are applied at once while the server's clock stands
-    at the batch's last instant. A batch ends before the earliest pending
+    rows of many instants are applied at once while the server's clock is at
+    the batch's last instant. A batch ends before the earliest pending
     deadline (less ``TIMER_GUARD``), and spans less than the policy's shortest
     period, so no deadline comes due inside it, not even one armed by a row
     of the same batch. Between batches the clock moves on to fire the

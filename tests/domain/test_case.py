@@ -846,7 +846,7 @@ def test_json_round_trip() -> None:
 # ---- effective time of a status change
 
 
-def test_effective_time_sets_status_since_and_deadlines() -> None:
+def test_effective_time_dates_deadlines() -> None:
     case = open_case(NOW - timedelta(days=3))
     effective = NOW - timedelta(days=1)
 
