@@ -27,7 +27,7 @@ from typing import Any
 import google.protobuf.empty_pb2
 import structlog
 from temporalio.api.testservice.v1 import SleepRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -68,6 +68,10 @@ PRIORITY_MAP = {
 REPLAY_ACTOR = Actor(role=Role.SUPPORT, name="incident log replay")
 # How many incidents are acted on at once at the same instant.
 CONCURRENCY = 64
+# Workflow tasks the replay's worker runs at once.
+WORKFLOW_TASK_SLOTS = 16
+# Tries of a query that fails because its workflow task failed.
+QUERY_ATTEMPTS = 5
 # Deadlines due this soon after a row's instant fire before the row; see
 # Replayer._fire_deadlines_due_near. Rows are whole minutes apart, so this
 # never reorders them.
@@ -241,7 +245,23 @@ class IncidentReplay:
 
     async def refresh(self) -> None:
         assert self.handle is not None
-        self.set_case(await self.handle.query(SupportCase.get_case))
+        for attempt in range(1, QUERY_ATTEMPTS + 1):
+            try:
+                case = await self.handle.query(SupportCase.get_case)
+                break
+            except WorkflowQueryFailedError as err:
+                # A workflow task that exceeded the SDK's deadlock limit on a
+                # starved CPU fails the query too; the server retries the task.
+                if attempt == QUERY_ATTEMPTS:
+                    raise
+                log.warning(
+                    "replay.query_failed",
+                    case=self.incident.number,
+                    attempt=attempt,
+                    error=str(err),
+                )
+                await asyncio.sleep(attempt)
+        self.set_case(case)
 
     def set_case(self, case: Case) -> None:
         self.case = case
@@ -397,6 +417,7 @@ class Replayer:
         self.task_queue = task_queue
         self.policy = policy
         self.deadlines = DeadlineQueue()
+        self.limiter = asyncio.Semaphore(CONCURRENCY)
         self.batches = 0
 
     async def run(
@@ -416,7 +437,6 @@ class Replayer:
         offset = (await self.clock.now() + timedelta(minutes=1)) - min(timeline)
         instants = [instant + offset for instant in sorted(timeline)]
         max_span = shortest_period(self.policy) - TIMER_GUARD
-        limiter = asyncio.Semaphore(CONCURRENCY)
         bar = tqdm(
             total=log_data.rows_read, unit="row", disable=not progress, file=sys.stderr
         )
@@ -424,7 +444,7 @@ class Replayer:
         async def apply_rows(
             replay: IncidentReplay, rows: list[tuple[Row, datetime]]
         ) -> None:
-            async with limiter:
+            async with self.limiter:
                 for row, at in rows:
                     await replay.apply(row, at, counts)
             bar.update(len(rows))
@@ -462,14 +482,23 @@ class Replayer:
         if last_due is not None:
             await self.clock.advance_to(last_due + timedelta(seconds=1))
             await asyncio.gather(
-                *(r.refresh_until_deadlines_passed(last_due) for r in replays)
+                *(self._refresh_until(replay, last_due) for replay in replays)
             )
         bar.close()
         log.info("replay.batches", batches=self.batches, instants=len(instants))
+
+        async def final(replay: IncidentReplay) -> Case:
+            async with self.limiter:
+                return await replay.final()
+
         finals = list(
-            await asyncio.gather(*(r.final() for r in replays if r.handle is not None))
+            await asyncio.gather(*(final(r) for r in replays if r.handle is not None))
         )
         return counts, finals
+
+    async def _refresh_until(self, replay: IncidentReplay, instant: datetime) -> None:
+        async with self.limiter:
+            await replay.refresh_until_deadlines_passed(instant)
 
     async def _fire_deadlines_due_by(self, horizon: datetime) -> None:
         """Let every deadline due by ``horizon`` fire, and wait until the workflows act.
@@ -486,9 +515,7 @@ class Replayer:
             return
         latest = max(replay.next_due() or horizon for replay in due)
         await self.clock.advance_to(latest + timedelta(milliseconds=1))
-        await asyncio.gather(
-            *(replay.refresh_until_deadlines_passed(latest) for replay in due)
-        )
+        await asyncio.gather(*(self._refresh_until(replay, latest) for replay in due))
 
 
 def summarize(
@@ -600,13 +627,16 @@ async def _replay_on(
         raise
     await ensure_search_attributes(client)
     # The replay keeps thousands of cases open at once; a larger cache saves
-    # replaying their histories on every workflow task.
+    # replaying their histories on every workflow task. Workflow tasks run in
+    # threads that share one GIL, so more of them at once adds no throughput,
+    # and on a busy machine each one then takes longer than the SDK's 2-second
+    # deadlock limit.
     worker = build_worker(
         client,
         task_queue=task_queue,
         email_settings=settings,
         max_cached_workflows=10_000,
-        max_concurrent_workflow_tasks=200,
+        max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
     )
     async with worker:
         replayer = Replayer(client, clock, task_queue=task_queue, policy=policy)
