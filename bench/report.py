@@ -231,6 +231,11 @@ def render(results: "Results") -> str:
         "which were measured minutes apart in the same run, rather than absolute figures. "
         "Each figure is the median of the runs with the lowest and highest value.",
         "",
+        "To profile the replay, which is the slowest benchmark: "
+        "`.venv/bin/py-spy record --format speedscope -o replay.json -- "
+        ".venv/bin/casedesk replay LOG --limit 1000 --no-progress` "
+        "(py-spy and pyinstrument come with the `bench` extra).",
+        "",
         f"- Command: `{results.command}`",
         f"- Started {results.started_at}, finished {results.finished_at}",
         *(f"- {key}: {value}" for key, value in results.machine.items()),
