@@ -66,14 +66,14 @@ PRIORITY_MAP = {
 }
 
 REPLAY_ACTOR = Actor(role=Role.SUPPORT, name="incident log replay")
-# How many incidents are acted on at once at the same instant.
+# How many incidents are acted on at once.
 CONCURRENCY = 64
 # Workflow tasks the replay's worker runs at once.
 WORKFLOW_TASK_SLOTS = 16
 # Tries of a query that fails because its workflow task failed.
 QUERY_ATTEMPTS = 5
 # Deadlines due this soon after a row's instant fire before the row; see
-# Replayer._fire_deadlines_due_near. Rows are whole minutes apart, so this
+# Replayer._fire_deadlines_due_by. Rows are whole minutes apart, so this
 # never reorders them.
 TIMER_GUARD = timedelta(seconds=5)
 
