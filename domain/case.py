@@ -379,15 +379,70 @@ class Case(BaseModel):
     def check_change_status(self, actor: Actor, target: Status) -> None:
         check_transition(actor.role, self.status, target)
 
+    def last_change_at(self) -> datetime:
+        """Return the time of the case's last change: its status, a comment or a history entry.
+
+        The opening entry is left out because it records when casedesk received
+        the case; the status it set counts from ``status_since``, which an
+        import may date earlier.
+        """
+        moments = [self.status_since]
+        latest_entry = next(
+            (
+                entry
+                for entry in reversed(self.history)
+                if entry.event not in ("opened", "imported")
+            ),
+            None,
+        )
+        if latest_entry is not None:
+            moments.append(latest_entry.at)
+        if self.comments:
+            moments.append(self.comments[-1].at)
+        return max(moments)
+
+    def effective_time(self, requested: datetime | None, now: datetime) -> datetime:
+        """Return when a change takes effect: ``requested`` if given and valid, else ``now``.
+
+        A caller that applies changes recorded elsewhere, such as the incident
+        log replay, sends the time each change happened. It may not lie in the
+        future, or before the case's last change, so the history stays in order
+        and deadlines computed from it are never already overdue by design.
+        """
+        if requested is None:
+            return now
+        if requested > now:
+            raise CaseRuleError(
+                "effective_at_in_future",
+                f"effective_at {requested.isoformat()} is later than now "
+                f"({now.isoformat()}); send the time the change happened, or leave "
+                "effective_at out",
+            )
+        last = self.last_change_at()
+        if requested < last:
+            raise CaseRuleError(
+                "effective_at_before_last_change",
+                f"effective_at {requested.isoformat()} is earlier than the case's last "
+                f"change at {last.isoformat()}; send changes in the order they happened",
+            )
+        return requested
+
     def change_status(
-        self, actor: Actor, target: Status, note: str, now: datetime
+        self,
+        actor: Actor,
+        target: Status,
+        note: str,
+        now: datetime,
+        effective_at: datetime | None = None,
     ) -> None:
+        """Move the case to ``target`` as of ``effective_at``, or as of ``now`` without it."""
         self.check_change_status(actor, target)
-        self._enter_status(target, now, actor.role.value, actor.name, note)
+        at = self.effective_time(effective_at, now)
+        self._enter_status(target, at, actor.role.value, actor.name, note)
         if target is Status.CLOSED:
             reason = f"closed by {actor.role.value}" + (f": {note}" if note else "")
             self.closure = Closure(
-                at=now,
+                at=at,
                 actor_role=actor.role.value,
                 actor_name=actor.name,
                 reason=reason,

@@ -9,7 +9,9 @@ summary counts come from the workflows' final records and the email outbox.
 import argparse
 import asyncio
 import csv
+import heapq
 import io
+import itertools
 import json
 import sys
 import tempfile
@@ -25,14 +27,14 @@ from typing import Any
 import google.protobuf.empty_pb2
 import structlog
 from temporalio.api.testservice.v1 import SleepRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from tqdm import tqdm
 
 from activities.email import EmailSettings
 from domain.case import Actor, Case, CaseInput, Contact, Institution
-from domain.deadlines import CasePolicy
+from domain.deadlines import CasePolicy, DeadlineKind
 from domain.statuses import Priority, Role, Status
 from starter import client as cases
 from starter.config import case_policy, data_converter
@@ -63,10 +65,17 @@ PRIORITY_MAP = {
 }
 
 REPLAY_ACTOR = Actor(role=Role.SUPPORT, name="incident log replay")
-# How many incidents are acted on at once at the same instant.
+# How many incidents are acted on at once.
 CONCURRENCY = 64
+# Notices the replay's notification worker hands out per second; high enough
+# never to hold the replay back.
+REPLAY_MAIL_MAX_PER_SECOND = 100_000.0
+# Workflow tasks the replay's worker runs at once.
+WORKFLOW_TASK_SLOTS = 16
+# Tries of a query that fails because its workflow task failed.
+QUERY_ATTEMPTS = 5
 # Deadlines due this soon after a row's instant fire before the row; see
-# Replayer._fire_deadlines_due_near. Rows are whole minutes apart, so this
+# Replayer._fire_deadlines_due_by. Rows are whole minutes apart, so this
 # never reorders them.
 TIMER_GUARD = timedelta(seconds=5)
 
@@ -218,16 +227,52 @@ class IncidentReplay:
         The server fires timers while its clock moves; the worker may still be
         running the workflow task when the clock stops.
         """
+        if self.case is None:
+            return
+        reminders_due = sum(
+            1
+            for deadline in self.case.deadlines
+            if deadline.due_at <= instant and deadline.kind is DeadlineKind.REMINDER
+        )
+        # A reminder is recorded once its email activity has finished, after
+        # the timer. Waiting for it keeps the case's last change, which the
+        # next row's effective time may not precede, known here.
+        expected_entries = _email_outcomes(self.case) + reminders_due
         while self.case is not None:
             due = [d for d in self.case.deadlines if d.due_at <= instant]
-            if not due:
+            if not due and _email_outcomes(self.case) >= expected_entries:
                 return
             await asyncio.sleep(0.01)
             await self.refresh()
 
     async def refresh(self) -> None:
         assert self.handle is not None
-        self.case = await self.handle.query(SupportCase.get_case)
+        for attempt in range(1, QUERY_ATTEMPTS + 1):
+            try:
+                case = await self.handle.query(SupportCase.get_case)
+                break
+            except WorkflowQueryFailedError as err:
+                # A workflow task that exceeded the SDK's deadlock limit on a
+                # starved CPU fails the query too; the server retries the task.
+                if attempt == QUERY_ATTEMPTS:
+                    raise
+                log.warning(
+                    "replay.query_failed",
+                    case=self.incident.number,
+                    attempt=attempt,
+                    error=str(err),
+                )
+                await asyncio.sleep(attempt)
+        self.set_case(case)
+
+    def set_case(self, case: Case) -> None:
+        self.case = case
+        self.replayer.deadlines.track(self)
+
+    def next_due(self) -> datetime | None:
+        if self.case is None or not self.case.deadlines:
+            return None
+        return min(deadline.due_at for deadline in self.case.deadlines)
 
     async def apply(self, row: Row, at: datetime, counts: Counts) -> None:
         if row.status is None:
@@ -248,7 +293,12 @@ class IncidentReplay:
                 self.replayer.client,
                 self.incident.number,
                 ChangeStatusInput(
-                    status=row.status, actor=REPLAY_ACTOR, note="incident log row"
+                    status=row.status,
+                    actor=REPLAY_ACTOR,
+                    note="incident log row",
+                    # A row on the minute of a deadline that has fired comes
+                    # after it, as the timer's entry is the case's last change.
+                    effective_at=max(at, self.case.last_change_at()),
                 ),
                 update_id=f"replay-{self.incident.number}-{row.mod_count}-{row.raw_status}",
             )
@@ -262,7 +312,7 @@ class IncidentReplay:
                 )
             return
         assert updated is not None
-        self.case = updated
+        self.set_case(updated)
         counts.status_changes_applied += 1
 
     async def _open(self, row: Row, at: datetime) -> None:
@@ -271,10 +321,21 @@ class IncidentReplay:
             self.replayer.client, request, task_queue=self.replayer.task_queue
         )
         self.handle = opened.handle
-        await self.refresh()
+        # The workflow opens the case from the same input, and its deadlines
+        # run from status_since, so this copy matches the workflow's case in
+        # every field the replay reads, without a query. Only the opening
+        # entry's time differs: the workflow's clock may be later in the
+        # batch.
+        self.set_case(Case.open(request, at))
 
     async def final(self) -> Case:
         return await cases.get_case(self.replayer.client, self.incident.number)
+
+
+def _email_outcomes(case: Case) -> int:
+    return sum(
+        1 for entry in case.history if entry.event in ("reminder_sent", "email_failed")
+    )
 
 
 def _slug(text: str) -> str:
@@ -284,7 +345,67 @@ def _slug(text: str) -> str:
     )
 
 
+class DeadlineQueue:
+    """The pending deadlines of all replayed cases, earliest first.
+
+    Each case is queued under its earliest deadline whenever the replay learns
+    its state. An entry whose case has since moved on is dropped when it
+    reaches the front.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, int, IncidentReplay]] = []
+        self._order = itertools.count()
+
+    def track(self, replay: IncidentReplay) -> None:
+        due = replay.next_due()
+        if due is not None:
+            heapq.heappush(self._heap, (due, next(self._order), replay))
+
+    def earliest(self) -> datetime | None:
+        while self._heap:
+            due, _, replay = self._heap[0]
+            if replay.next_due() == due:
+                return due
+            heapq.heappop(self._heap)
+        return None
+
+    def pop_due_by(self, horizon: datetime) -> list[IncidentReplay]:
+        """Remove and return the cases with a deadline due at or before ``horizon``."""
+        due_cases: dict[int, IncidentReplay] = {}
+        while (earliest := self.earliest()) is not None and earliest <= horizon:
+            _, _, replay = heapq.heappop(self._heap)
+            due_cases[id(replay)] = replay
+        return list(due_cases.values())
+
+
+def shortest_period(policy: CasePolicy) -> timedelta:
+    """Return a lower bound of the shortest deadline period of ``policy``.
+
+    A month counts as 28 days and a day as 23 hours, the shortest a calendar
+    day gets when daylight saving time starts.
+    """
+    periods = [getattr(policy, name) for name in type(policy).model_fields]
+    return min(
+        timedelta(days=28 * period.months)
+        + timedelta(hours=23 * period.days)
+        + timedelta(seconds=period.seconds)
+        for period in periods
+    )
+
+
 class Replayer:
+    """Apply the log's rows to their cases in batches of instants.
+
+    Each status change is sent with its log time as ``effective_at``, so the
+    rows of many instants are applied at once while the server's clock is at
+    the batch's last instant. A batch ends before the earliest pending
+    deadline (less ``TIMER_GUARD``), and spans less than the policy's shortest
+    period, so no deadline comes due inside it, not even one armed by a row
+    of the same batch. Between batches the clock moves on to fire the
+    deadlines due next.
+    """
+
     def __init__(
         self,
         client: Client,
@@ -297,6 +418,9 @@ class Replayer:
         self.clock = clock
         self.task_queue = task_queue
         self.policy = policy
+        self.deadlines = DeadlineQueue()
+        self.limiter = asyncio.Semaphore(CONCURRENCY)
+        self.batches = 0
 
     async def run(
         self, log_data: IncidentLog, progress: bool
@@ -313,30 +437,44 @@ class Replayer:
         # The log's first instant maps to a minute after the server's current
         # time, so every row is in the server's future when its turn comes.
         offset = (await self.clock.now() + timedelta(minutes=1)) - min(timeline)
-        limiter = asyncio.Semaphore(CONCURRENCY)
+        instants = [instant + offset for instant in sorted(timeline)]
+        max_span = shortest_period(self.policy) - TIMER_GUARD
         bar = tqdm(
             total=log_data.rows_read, unit="row", disable=not progress, file=sys.stderr
         )
 
         async def apply_rows(
-            replay: IncidentReplay, rows: list[Row], at: datetime
+            replay: IncidentReplay, rows: list[tuple[Row, datetime]]
         ) -> None:
-            async with limiter:
-                for row in rows:
+            async with self.limiter:
+                for row, at in rows:
                     await replay.apply(row, at, counts)
             bar.update(len(rows))
 
-        for instant in sorted(timeline):
-            at = instant + offset
-            await self.clock.advance_to(at)
-            by_incident: dict[int, tuple[IncidentReplay, list[Row]]] = {}
-            for replay, row in timeline[instant]:
-                by_incident.setdefault(id(replay), (replay, []))[1].append(row)
-            acting = [replay for replay, _ in by_incident.values()]
-            await self._fire_deadlines_due_near(acting, at)
+        start = 0
+        while start < len(instants):
+            first = instants[start]
+            await self._fire_deadlines_due_by(first + TIMER_GUARD)
+            end = start + 1
+            earliest = self.deadlines.earliest()
+            while end < len(instants) and instants[end] - first < max_span:
+                if earliest is not None and instants[end] + TIMER_GUARD >= earliest:
+                    break
+                end += 1
+            await self.clock.advance_to(instants[end - 1])
+            by_incident: dict[
+                int, tuple[IncidentReplay, list[tuple[Row, datetime]]]
+            ] = {}
+            for at in instants[start:end]:
+                for replay, row in timeline[at - offset]:
+                    by_incident.setdefault(id(replay), (replay, []))[1].append(
+                        (row, at)
+                    )
             await asyncio.gather(
-                *(apply_rows(replay, rows, at) for replay, rows in by_incident.values())
+                *(apply_rows(replay, rows) for replay, rows in by_incident.values())
             )
+            self.batches += 1
+            start = end
 
         # The rows have ended; the timers still pending run to their end.
         last_due = max(
@@ -346,43 +484,40 @@ class Replayer:
         if last_due is not None:
             await self.clock.advance_to(last_due + timedelta(seconds=1))
             await asyncio.gather(
-                *(r.refresh_until_deadlines_passed(last_due) for r in replays)
+                *(self._refresh_until(replay, last_due) for replay in replays)
             )
         bar.close()
+        log.info("replay.batches", batches=self.batches, instants=len(instants))
+
+        async def final(replay: IncidentReplay) -> Case:
+            async with self.limiter:
+                return await replay.final()
+
         finals = list(
-            await asyncio.gather(*(r.final() for r in replays if r.handle is not None))
+            await asyncio.gather(*(final(r) for r in replays if r.handle is not None))
         )
         return counts, finals
 
-    async def _fire_deadlines_due_near(
-        self, acting: list["IncidentReplay"], at: datetime
-    ) -> None:
-        """Let every deadline of ``acting`` due by ``at`` plus a guard fire before their rows.
+    async def _refresh_until(self, replay: IncidentReplay, instant: datetime) -> None:
+        async with self.limiter:
+            await replay.refresh_until_deadlines_passed(instant)
 
-        A case enters a status a few milliseconds after the clock lands, so a
-        later row on the deadline's minute falls just before the timer. The
-        time-skipping test server strands a run whose workflow task cancels a
-        timer that fired while the worker held the task: it rejects the
-        completion ("invalid history builder state for action",
-        temporalio/sdk-java issue 3088) and never sends the task again. Firing
-        such deadlines first also keeps the rule that a row stamped at a
-        deadline comes after that timer.
+    async def _fire_deadlines_due_by(self, horizon: datetime) -> None:
+        """Let every deadline due by ``horizon`` fire, and wait until the workflows act.
+
+        A row stamped at a deadline, or up to ``TIMER_GUARD`` after it, comes
+        after that timer. Firing such deadlines first also avoids a stranded
+        run: the time-skipping test server rejects the completion of a
+        workflow task that cancels a timer which fired while the worker held
+        the task ("invalid history builder state for action",
+        temporalio/sdk-java issue 3088) and never sends the task again.
         """
-        horizon = at + TIMER_GUARD
-        due = [
-            deadline.due_at
-            for replay in acting
-            if replay.case is not None
-            for deadline in replay.case.deadlines
-            if deadline.due_at <= horizon
-        ]
+        due = self.deadlines.pop_due_by(horizon)
         if not due:
             return
-        latest = max(due)
+        latest = max(replay.next_due() or horizon for replay in due)
         await self.clock.advance_to(latest + timedelta(milliseconds=1))
-        await asyncio.gather(
-            *(replay.refresh_until_deadlines_passed(latest) for replay in acting)
-        )
+        await asyncio.gather(*(self._refresh_until(replay, latest) for replay in due))
 
 
 def summarize(
@@ -494,13 +629,19 @@ async def _replay_on(
         raise
     await ensure_search_attributes(client)
     # The replay keeps thousands of cases open at once; a larger cache saves
-    # replaying their histories on every workflow task.
+    # replaying their histories on every workflow task. Workflow tasks run in
+    # threads that share one GIL, so more of them at once adds no throughput,
+    # and on a busy machine each one then takes longer than the SDK's 2-second
+    # deadlock limit.
     worker = build_worker(
         client,
         task_queue=task_queue,
         email_settings=settings,
+        # The replay writes notices to a local Maildir, so the rate limit that
+        # protects a mail provider would only stretch the replay.
+        mail_max_per_second=REPLAY_MAIL_MAX_PER_SECOND,
         max_cached_workflows=10_000,
-        max_concurrent_workflow_tasks=200,
+        max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
     )
     async with worker:
         replayer = Replayer(client, clock, task_queue=task_queue, policy=policy)

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from starter.replay import replay_log
+from domain.deadlines import CalendarPeriod, CasePolicy
+from starter.replay import replay_log, shortest_period
 
 INCIDENTS = 300
 
@@ -150,3 +151,16 @@ async def test_replay_sample_exercises_every_rule(incident_log: Path) -> None:
     assert expected["auto_closed"].get("Awaiting Customer Confirmation", 0) > 0
     assert expected["rows_rejected_case_closed"] > 0
     assert expected["rows_no_change"] > 0
+
+
+def test_shortest_period_is_lower_bound() -> None:
+    default = CasePolicy()
+    short = CasePolicy(
+        pending_customer_input_reminder=CalendarPeriod(seconds=90),
+        pending_customer_input_closure=CalendarPeriod(days=1),
+        pending_customer_testing_closure=CalendarPeriod(months=1),
+    )
+
+    # Seven days with the 23-hour day of a daylight saving change.
+    assert shortest_period(default) == timedelta(hours=7 * 23)
+    assert shortest_period(short) == timedelta(seconds=90)

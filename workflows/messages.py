@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.case import MAX_NOTE_LENGTH, Actor, Case
+from domain.case import MAX_NOTE_LENGTH, Actor, Case, Instant
 from domain.statuses import Priority, Status
 
 
@@ -19,6 +19,14 @@ class ChangeStatusInput(BaseModel):
     status: Status
     actor: Actor
     note: str = Field(default="", max_length=MAX_NOTE_LENGTH)
+    effective_at: Instant | None = Field(
+        default=None,
+        description=(
+            "when the change happened, for changes recorded elsewhere; at most now "
+            "and not before the case's last change. Deadlines run from it. "
+            "Default: when the workflow applies the change."
+        ),
+    )
 
 
 class AddCommentInput(BaseModel):

@@ -155,9 +155,12 @@ class SupportCase:
     @change_status.validator
     def validate_change_status(self, input: Any) -> None:
         request = _parse(ChangeStatusInput, input)
-        self._validate_update(
-            lambda case: case.check_change_status(request.actor, request.status)
-        )
+
+        def check(case: Case) -> None:
+            case.check_change_status(request.actor, request.status)
+            case.effective_time(request.effective_at, workflow.now())
+
+        self._validate_update(check)
 
     @workflow.update(
         description="Add a comment; a customer's comment may move the status."
@@ -544,7 +547,11 @@ class SupportCase:
         previous = case.status
         entry_before = case.status_entry
         all_notices = self._check_all_notices(case)
-        case.change_status(input.actor, input.status, input.note, workflow.now())
+        # A change sent without effective_at, as every change before that
+        # field existed, takes effect now, so recorded histories replay alike.
+        case.change_status(
+            input.actor, input.status, input.note, workflow.now(), input.effective_at
+        )
         if all_notices:
             self._notify_status(case, entry_before, input.actor.role)
         workflow.logger.info(

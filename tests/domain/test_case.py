@@ -860,3 +860,75 @@ def test_json_round_trip() -> None:
     restored = Case.model_validate(case.model_dump(mode="json"))
 
     assert restored == case
+
+
+# ---- effective time of a status change
+
+
+def test_effective_time_dates_deadlines() -> None:
+    case = open_case(NOW - timedelta(days=3))
+    effective = NOW - timedelta(days=1)
+
+    case.change_status(SUPPORT, Status.PENDING_CUSTOMER_INPUT, "", NOW, effective)
+
+    assert case.status_since == effective
+    assert case.history[-1].at == effective
+    assert due_times(case) == [
+        effective + timedelta(days=7),
+        effective + timedelta(days=28),
+    ]
+
+
+def test_effective_time_absent_means_now() -> None:
+    case = open_case(NOW - timedelta(days=3))
+
+    case.change_status(SUPPORT, Status.IN_PROGRESS, "", NOW)
+
+    assert case.status_since == NOW
+
+
+def test_effective_time_in_future_rejected() -> None:
+    case = open_case(NOW - timedelta(days=3))
+    later = NOW + timedelta(seconds=1)
+
+    with pytest.raises(CaseRuleError) as caught:
+        case.change_status(SUPPORT, Status.IN_PROGRESS, "", NOW, later)
+
+    assert caught.value.code == "effective_at_in_future"
+    assert later.isoformat() in str(caught.value)
+    assert case.status is Status.NEW
+
+
+def test_effective_time_before_last_change_rejected() -> None:
+    case = in_status(Status.IN_PROGRESS, NOW - timedelta(hours=2))
+    earlier = NOW - timedelta(hours=3)
+
+    with pytest.raises(CaseRuleError) as caught:
+        case.change_status(SUPPORT, Status.PENDING_DEVELOPMENT, "", NOW, earlier)
+
+    assert caught.value.code == "effective_at_before_last_change"
+    assert "send changes in the order they happened" in str(caught.value)
+    assert case.status is Status.IN_PROGRESS
+
+
+def test_effective_time_may_precede_import() -> None:
+    # An imported case's opening entry is the import time; its status counts
+    # from status_since, so a later change may be dated between the two.
+    since = NOW - timedelta(days=5)
+    case = open_case(NOW, status="In Progress", status_since=since.isoformat())
+    between = NOW - timedelta(days=2)
+
+    case.change_status(SUPPORT, Status.PENDING_DEVELOPMENT, "", NOW, between)
+
+    assert case.status_since == between
+
+
+def test_transition_checked_before_effective_time() -> None:
+    case = in_status(Status.CLOSED, NOW - timedelta(hours=2))
+
+    with pytest.raises(CaseRuleError) as caught:
+        case.change_status(
+            SUPPORT, Status.IN_PROGRESS, "", NOW, NOW - timedelta(hours=3)
+        )
+
+    assert caught.value.code != "effective_at_before_last_change"

@@ -116,3 +116,45 @@ async def test_rejected_signal_keeps_claimed_sender(
     assert (malformed.actor_role, malformed.actor_name) == ("unknown", "")
     assert "transition_not_allowed" not in forbidden.note
     assert "'customer' may not move" in forbidden.note
+
+
+async def test_future_effective_time_rejected(
+    open_case: WorkflowHandle[SupportCase, Case],
+) -> None:
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await open_case.execute_update(
+            "change_status",
+            {
+                "status": "In Progress",
+                "actor": {"role": "support"},
+                "effective_at": "2999-01-01T00:00:00+00:00",
+            },
+        )
+
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "effective_at_in_future"
+    assert cause.non_retryable
+    assert "2999-01-01T00:00:00+00:00" in cause.message
+    case = await open_case.query(SupportCase.get_case)
+    assert case.status.value == "New"
+
+
+async def test_past_effective_time_dates_change(
+    open_case: WorkflowHandle[SupportCase, Case],
+) -> None:
+    opened = await open_case.query(SupportCase.get_case)
+    effective = opened.status_since
+
+    case = await open_case.execute_update(
+        "change_status",
+        {
+            "status": "Pending Customer Input",
+            "actor": {"role": "support"},
+            "effective_at": effective.isoformat(),
+        },
+        result_type=Case,
+    )
+
+    assert case.status_since == effective
+    assert case.history[-1].at == effective
