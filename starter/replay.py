@@ -385,7 +385,9 @@ def shortest_period(policy: CasePolicy) -> timedelta:
     A month counts as 28 days and a day as 23 hours, the shortest a calendar
     day gets when daylight saving time starts.
     """
-    periods = [getattr(policy, name) for name in type(policy).model_fields]
+    # The deadline rules of every status, and not every field of the policy:
+    # the email delivery window is no deadline.
+    periods = [rule.after for status in Status for rule in policy.rules_for(status)]
     return min(
         timedelta(days=28 * period.months)
         + timedelta(hours=23 * period.days)

@@ -14,26 +14,39 @@ from temporalio.worker import Replayer
 
 from workflows.support_case import SupportCase
 
-HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
+FOLDER = Path(__file__).resolve().parent / "histories"
+# Histories of the first release (and of patches recorded since) lie in the
+# folder itself; v2/ holds the full set recorded by the current code, with
+# every patch marker. Encrypted histories have a test of their own.
+HISTORIES = sorted([*FOLDER.glob("*.json"), *FOLDER.glob("v2/*.json")])
+PATHS = {
+    "reminded_then_closed",
+    "reopened_by_customer",
+    "rejected_signals",
+    "imported_past_deadlines",
+    "work_plan_import_closed",
+    "cloned",
+    "continued_as_new",
+}
 
 
 def test_histories_cover_each_path() -> None:
-    names = {path.stem.split("_run")[0] for path in HISTORIES}
+    names = {path.stem.split("_run")[0] for path in FOLDER.glob("*.json")}
+    current = {path.stem.split("_run")[0] for path in FOLDER.glob("v2/*.json")}
 
+    assert current >= PATHS, (
+        "record the current set: python -m tests.histories.record --into v2"
+    )
     assert {
-        "reminded_then_closed",
-        "reopened_by_customer",
-        "rejected_signals",
-        "imported_past_deadlines",
-        "work_plan_import_closed",
-        "cloned",
-        "continued_as_new",
+        *PATHS,
         "release-customer_testing_closed",
         "release-priority_then_reply",
     } <= names
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
+@pytest.mark.parametrize(
+    "path", HISTORIES, ids=[str(path.relative_to(FOLDER)) for path in HISTORIES]
+)
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(workflows=[SupportCase], data_converter=pydantic_data_converter)

@@ -1,6 +1,6 @@
 """Record SupportCase histories from a real dev server for the replay tests.
 
-    .venv/bin/python -m tests.histories.record [SCENARIO ...]
+    .venv/bin/python -m tests.histories.record [--into FOLDER] [SCENARIO ...]
 
 Each scenario runs on a fresh dev server with a policy of seconds, so real
 timers fire in real time, and its history is saved as JSON beside this file.
@@ -9,10 +9,15 @@ those, so existing files stay as they are. Record new histories when the
 workflow changes in a way that running cases will see, and keep the old
 ones: they are the cases already in flight.
 
+``--into v2`` writes the plain scenarios into ``v2/`` beside this file
+instead, which is how a release records the full set made by its own code
+while the files of earlier releases stay as they are.
+
 Scenarios under ``encrypted/`` run with the payload codec and the test-only
 keys in ``encrypted/test-only.keys``, so their payloads are ciphertext.
 """
 
+import argparse
 import asyncio
 import sys
 import uuid
@@ -333,7 +338,18 @@ async def record(
         print(f"recorded {name}: {index} run(s)")
 
 
-async def main(names: list[str]) -> None:
+async def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.histories.record")
+    parser.add_argument(
+        "--into",
+        metavar="FOLDER",
+        help="folder beside this file for the plain scenarios (default: this folder)",
+    )
+    parser.add_argument("names", nargs="*", metavar="SCENARIO")
+    args = parser.parse_args(argv)
+    names: list[str] = args.names
+    folder = HERE / args.into if args.into else HERE
+    folder.mkdir(exist_ok=True)
     known = [*SCENARIOS, *ENCRYPTED_SCENARIOS, "continued_as_new"]
     unknown = sorted(set(names) - set(known))
     if unknown:
@@ -343,14 +359,16 @@ async def main(names: list[str]) -> None:
     chosen = set(names or known)
     for name, scenario in SCENARIOS.items():
         if name in chosen:
-            await record(name, scenario, [])
+            await record(name, scenario, [], folder=folder)
     for name, scenario in ENCRYPTED_SCENARIOS.items():
-        if name in chosen:
+        if name in chosen and not args.into:
             await record(
                 name, scenario, [], folder=ENCRYPTED, converter=recording_converter()
             )
     if "continued_as_new" in chosen:
-        await record("continued_as_new", continued_as_new, CONTINUED_AS_NEW_ARGS)
+        await record(
+            "continued_as_new", continued_as_new, CONTINUED_AS_NEW_ARGS, folder=folder
+        )
 
 
 if __name__ == "__main__":
