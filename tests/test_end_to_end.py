@@ -61,10 +61,19 @@ class WorkerProcess:
 
 
 async def start_worker_process(
-    address: str, directory: Path, outbox: Path
+    address: str,
+    directory: Path,
+    outbox: Path,
+    *,
+    task_queue: str | None = None,
+    settings: dict[str, str] | None = None,
 ) -> WorkerProcess:
-    """Start ``python worker.py`` on a new task queue and wait until it logs its start."""
-    task_queue = new_task_queue()
+    """Start ``python worker.py`` and wait until it logs its start.
+
+    It polls ``task_queue``, or a new one, with ``settings`` added to its
+    environment.
+    """
+    task_queue = task_queue or new_task_queue()
     environment = {
         **os.environ,
         "TEMPORAL_ADDRESS": address,
@@ -72,6 +81,7 @@ async def start_worker_process(
         "CASE_OUTBOX_DIR": str(outbox),
         # A `make run` on the same machine may be using the default metrics port.
         "CASE_METRICS_ADDRESS": "off",
+        **(settings or {}),
     }
     directory.mkdir(parents=True, exist_ok=True)
     stdout_path = directory / "worker.stdout"

@@ -10,8 +10,6 @@ the time-skipping test server strands a run whose worker is replaced.
 
 import asyncio
 import json
-import os
-import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +23,7 @@ from domain.statuses import Role, Status
 from starter import client as cases
 from tests.activities.test_email import Delivery, LoopbackController
 from tests.helpers import assert_eventually, case_input, new_case_number, new_task_queue
-from tests.test_end_to_end import REPOSITORY, WORKER_START_TIMEOUT, WorkerProcess
+from tests.test_end_to_end import WorkerProcess, start_worker_process
 from workflows.messages import ChangeStatusInput
 
 SUPPORT = Actor(role=Role.SUPPORT, name="Sam Support")
@@ -72,44 +70,17 @@ async def start_worker(
     address: str, task_queue: str, directory: Path, smtp_port: int, ledger: Path
 ) -> WorkerProcess:
     """Start ``python worker.py`` that sends by SMTP, and wait until it logs its start."""
-    outbox = directory / "outbox"
-    environment = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": address,
-        "CASE_TASK_QUEUE": task_queue,
-        "CASE_OUTBOX_DIR": str(outbox),
-        "CASE_MAIL_LEDGER": str(ledger),
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp_port),
-    }
-    directory.mkdir(parents=True, exist_ok=True)
-    stdout_path = directory / "worker.stdout"
-    stderr_path = directory / "worker.stderr"
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "worker.py",
-            cwd=REPOSITORY,
-            env=environment,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-        )
-    running = WorkerProcess(process, stdout_path, stderr_path, task_queue, outbox)
-
-    async def started() -> None:
-        assert process.returncode is None, (
-            f"worker.py exited with status {process.returncode}:\n"
-            + "\n".join(running.stderr_lines())
-        )
-        assert any('"worker.started"' in line for line in running.stderr_lines())
-
-    try:
-        await assert_eventually(started, within=WORKER_START_TIMEOUT)
-    except BaseException:
-        await running.kill()
-        raise
-    return running
+    return await start_worker_process(
+        address,
+        directory,
+        directory / "outbox",
+        task_queue=task_queue,
+        settings={
+            "CASE_MAIL_LEDGER": str(ledger),
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port),
+        },
+    )
 
 
 def logged_events(worker: WorkerProcess) -> list[str]:
