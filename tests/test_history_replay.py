@@ -15,9 +15,9 @@ from temporalio.worker import Replayer
 from workflows.support_case import SupportCase
 
 FOLDER = Path(__file__).resolve().parent / "histories"
-# Histories of the first release (and of patches recorded since) lie in the
-# folder itself; v2/ holds the full set recorded by the current code, with
-# every patch marker. Encrypted histories have a test of their own.
+# The folder itself contains the histories of the first release and of the
+# patches recorded since. v2/ contains the full set recorded by the current
+# code, with every patch marker. Encrypted histories have a test of their own.
 HISTORIES = sorted([*FOLDER.glob("*.json"), *FOLDER.glob("v2/*.json")])
 PATHS = {
     "reminded_then_closed",
