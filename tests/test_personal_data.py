@@ -288,7 +288,7 @@ async def test_cli_decodes_through_codec_server(server: Server, outbox: Path) ->
             env=env,
             timeout=120,
         )
-        refused = await asyncio.to_thread(
+        rejected = await asyncio.to_thread(
             subprocess.run,
             [
                 *show,
@@ -305,11 +305,13 @@ async def test_cli_decodes_through_codec_server(server: Server, outbox: Path) ->
 
     assert decoded.returncode == 0, decoded.stderr
     decoded_data = payload_data(json.loads(decoded.stdout))
-    refused_data = payload_data(json.loads(refused.stdout)) if refused.stdout else b""
+    rejected_output = (
+        payload_data(json.loads(rejected.stdout)) if rejected.stdout else b""
+    )
     assert personal.subject.encode() in decoded_data
     assert personal.comment.encode() in decoded_data
     assert personal.contact_email.encode() in decoded_data
-    assert found(personal.values(), refused_data) == []
+    assert found(personal.values(), rejected_output) == []
 
 
 def payload_data(value: Any) -> bytes:

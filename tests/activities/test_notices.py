@@ -540,7 +540,7 @@ async def test_workflow_sends_every_status_notice(
             client, number, ChangeStatusInput(status=status, actor=SUPPORT)
         )
 
-    async def customer_says(body: str) -> None:
+    async def post_customer_comment(body: str) -> None:
         await cases.add_comment(
             client, number, AddCommentInput(actor=CUSTOMER, body=body)
         )
@@ -548,9 +548,9 @@ async def test_workflow_sends_every_status_notice(
     async with build_worker(client, task_queue=task_queue, email_settings=settings):
         opened = await cases.open_case(client, request, task_queue=task_queue)
         await move(Status.PENDING_CUSTOMER_INPUT)
-        await customer_says("Here are the logs.")
+        await post_customer_comment("Here are the logs.")
         await move(Status.AWAITING_CUSTOMER_CONFIRMATION)
-        await customer_says("Still broken.")
+        await post_customer_comment("Still broken.")
         await move(Status.PENDING_CUSTOMER_TESTING)
         await move(Status.PENDING_RELEASE)
         await move(Status.CLOSED)

@@ -116,7 +116,7 @@ async def test_kills_at_random_points(
 
 
 class StallingHandler:
-    """An aiosmtpd handler that holds its reply to the reminder's DATA until ``release`` is set.
+    """An aiosmtpd handler that delays its reply to the reminder's DATA until ``release`` is set.
 
     It has the whole message by then, so, like a real mail server whose
     client vanished after the final dot, it keeps the message and replies
