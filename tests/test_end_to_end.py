@@ -31,7 +31,7 @@ from tests.helpers import (
 )
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-WORKER_START_TIMEOUT = timedelta(seconds=30)
+WORKER_START_TIMEOUT = timedelta(seconds=60)
 WORKER_STOP_TIMEOUT_SECONDS = 30
 
 

@@ -6,10 +6,8 @@ with SIGTERM or kill with SIGKILL, so a crash here is a real crash: no
 """
 
 import asyncio
-import os
 import signal
 import socket
-import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from starter.devserver import temporal_binary
 from tests.conftest import DEV_SERVER_ARGS
 from tests.helpers import assert_eventually
+from tests.test_end_to_end import WorkerProcess, start_worker_process
 from worker import search_attribute_type_name
 from workflows.search_attributes import ALL_SEARCH_ATTRIBUTES
 
@@ -37,29 +36,6 @@ def free_port() -> int:
 
 
 @dataclass
-class WorkerProcess:
-    """One ``python worker.py`` process and the files its output goes to."""
-
-    name: str
-    process: asyncio.subprocess.Process
-    stderr_path: Path
-
-    def stderr_lines(self) -> list[str]:
-        return [line for line in self.stderr_path.read_text().splitlines() if line]
-
-    async def terminate(self) -> int:
-        """Send SIGTERM, as a service manager does, and return the exit status."""
-        self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_SECONDS)
-
-    async def kill(self) -> None:
-        """Send SIGKILL: the process ends at once, with no clean-up of its own."""
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-
-@dataclass
 class WorkerLauncher:
     """Starts worker.py processes on one task queue, with one email setting."""
 
@@ -71,39 +47,16 @@ class WorkerLauncher:
 
     async def start(self) -> WorkerProcess:
         """Start a worker process and wait until it logs ``worker.started``."""
-        name = f"worker-{len(self.started)}"
-        environment = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": self.address,
-            "CASE_TASK_QUEUE": self.task_queue,
-            **self.environment,
-        }
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        stderr_path = self.log_dir / f"{name}.stderr"
-        with (
-            (self.log_dir / f"{name}.stdout").open("wb") as stdout,
-            stderr_path.open("wb") as stderr,
-        ):
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "worker.py",
-                cwd=REPOSITORY,
-                env=environment,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-            )
-        worker = WorkerProcess(name, process, stderr_path)
+        # One outbox for every worker, so they also share the delivery ledger
+        # kept beside it, as workers on one host do.
+        worker = await start_worker_process(
+            self.address,
+            self.log_dir / f"worker-{len(self.started)}",
+            self.log_dir / "outbox",
+            task_queue=self.task_queue,
+            settings=self.environment,
+        )
         self.started.append(worker)
-
-        async def logged_start() -> None:
-            assert process.returncode is None, (
-                f"worker.py exited with status {process.returncode}:\n"
-                + "\n".join(worker.stderr_lines())
-            )
-            assert any('"worker.started"' in line for line in worker.stderr_lines())
-
-        await assert_eventually(logged_start, within=START_TIMEOUT)
         return worker
 
     async def kill_all(self) -> None:

@@ -17,8 +17,9 @@ from temporalio.testing import WorkflowEnvironment
 from domain.case import Actor, Case
 from domain.statuses import Priority, Role, Status
 from starter import client as cases
-from tests.faults.processes import WorkerLauncher, WorkerProcess
+from tests.faults.processes import WorkerLauncher
 from tests.faults.shared import history_events, message_ids, open_pending_case
+from tests.test_end_to_end import WorkerProcess
 from workflows.messages import AddCommentInput, ChangePriorityInput
 
 SUPPORT = Actor(role=Role.SUPPORT, name="Sam Support")
@@ -75,7 +76,7 @@ async def test_stopped_worker_leaves_nothing_twice(
     updates = asyncio.gather(*(act_twice(number) for number, _ in opened))
     # The stop lands while the updates run and before the reminders are due.
     await asyncio.sleep(0.3)
-    assert await first.terminate() == 0
+    assert await first.stop() == 0
     await updates
 
     finished = [
