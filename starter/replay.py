@@ -18,11 +18,11 @@ import tempfile
 import time
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import google.protobuf.empty_pb2
 import structlog
@@ -43,6 +43,8 @@ from workflows.messages import ChangeStatusInput
 from workflows.support_case import SupportCase
 
 log = structlog.get_logger("casedesk.replay")
+
+CaseKey = TypeVar("CaseKey", bound=Hashable)
 
 # ServiceNow incident_state values and the casedesk status each one becomes.
 # Rows with any other value (the log has a corrupt "-100") are skipped.
@@ -75,8 +77,7 @@ WORKFLOW_TASK_SLOTS = 16
 # Tries of a query that fails because its workflow task failed.
 QUERY_ATTEMPTS = 5
 # Deadlines due this soon after a row's instant fire before the row; see
-# Replayer._fire_deadlines_due_by. Rows are whole minutes apart, so this
-# never reorders them.
+# plan_batch. Rows are whole minutes apart, so this never reorders them.
 TIMER_GUARD = timedelta(seconds=5)
 
 
@@ -370,13 +371,70 @@ class DeadlineQueue:
             heapq.heappop(self._heap)
         return None
 
-    def pop_due_by(self, horizon: datetime) -> list[IncidentReplay]:
-        """Remove and return the cases with a deadline due at or before ``horizon``."""
-        due_cases: dict[int, IncidentReplay] = {}
+    def pop_window(self, horizon: datetime) -> list[tuple[datetime, IncidentReplay]]:
+        """Remove the cases with a deadline due by ``horizon``; return all their deadlines, earliest first."""
+        popped: dict[int, IncidentReplay] = {}
         while (earliest := self.earliest()) is not None and earliest <= horizon:
             _, _, replay = heapq.heappop(self._heap)
-            due_cases[id(replay)] = replay
-        return list(due_cases.values())
+            popped[id(replay)] = replay
+        return sorted(
+            (
+                (deadline.due_at, replay)
+                for replay in popped.values()
+                if replay.case is not None
+                for deadline in replay.case.deadlines
+            ),
+            key=lambda pair: pair[0],
+        )
+
+
+def plan_batch(
+    instants: Sequence[datetime],
+    start: int,
+    cases_at: Callable[[datetime], Iterable[CaseKey]],
+    deadlines: Sequence[tuple[datetime, CaseKey]],
+    max_span: timedelta,
+) -> tuple[int, int]:
+    """Choose the instants and deadlines of the batch that begins at ``instants[start]``.
+
+    Returns ``(end, fired)``: the batch applies the rows of
+    ``instants[start:end]`` and lets ``deadlines[:fired]`` fire, all with one
+    move of the server's clock. ``cases_at`` names the cases with rows at an
+    instant, and ``deadlines`` are the pending deadlines due by the end of the
+    longest batch, earliest first.
+
+    A deadline fires in the batch only if its case has no row in the batch
+    before it, since such a row could cancel or move it; the batch ends
+    before the first instant that would break this. Rows of other cases do
+    not hold the clock back. A deadline due up to ``TIMER_GUARD`` after a row
+    of its case fires before that row, and every deadline due within
+    ``TIMER_GUARD`` of the batch's last instant fires in the batch. Otherwise
+    the test server's clock, which runs on in real time while the rows are
+    applied, could fire a timer while a workflow task that cancels it runs:
+    the server then rejects that task's completion ("invalid history builder
+    state for action", temporalio/sdk-java issue 3088) and never sends the
+    task again. The batch spans less than ``max_span``, so no deadline armed
+    by one of its rows comes due inside it.
+    """
+    first_row: dict[CaseKey, datetime] = {}
+    fired = 0
+    end = start
+    while end < len(instants):
+        at = instants[end]
+        if end > start and at - instants[start] >= max_span:
+            break
+        due_by = fired
+        while due_by < len(deadlines) and deadlines[due_by][0] <= at + TIMER_GUARD:
+            due, case = deadlines[due_by]
+            row_at = first_row.get(case)
+            if row_at is not None and row_at + TIMER_GUARD < due:
+                return end, fired
+            due_by += 1
+        fired = due_by
+        for case in cases_at(at):
+            first_row.setdefault(case, at)
+        end += 1
+    return end, fired
 
 
 def shortest_period(policy: CasePolicy) -> timedelta:
@@ -401,11 +459,9 @@ class Replayer:
 
     Each status change is sent with its log time as ``effective_at``, so the
     rows of many instants are applied at once while the server's clock is at
-    the batch's last instant. A batch ends before the earliest pending
-    deadline (less ``TIMER_GUARD``), and spans less than the policy's shortest
-    period, so no deadline comes due inside it, not even one armed by a row
-    of the same batch. Between batches the clock moves on to fire the
-    deadlines due next.
+    the batch's end. Deadlines that no row of their own case precedes in the
+    batch fire in the same move of the clock; ``plan_batch`` says where a
+    batch must end.
     """
 
     def __init__(
@@ -440,30 +496,48 @@ class Replayer:
         # time, so every row is in the server's future when its turn comes.
         offset = (await self.clock.now() + timedelta(minutes=1)) - min(timeline)
         instants = [instant + offset for instant in sorted(timeline)]
-        max_span = shortest_period(self.policy) - TIMER_GUARD
+        # Less than the shortest period by the guard and a second more, so a
+        # deadline armed by a row lies past every deadline the batch fires.
+        max_span = shortest_period(self.policy) - TIMER_GUARD - timedelta(seconds=1)
         bar = tqdm(
             total=log_data.rows_read, unit="row", disable=not progress, file=sys.stderr
         )
 
         async def apply_rows(
-            replay: IncidentReplay, rows: list[tuple[Row, datetime]]
+            replay: IncidentReplay,
+            rows: list[tuple[Row, datetime]],
+            fired: bool,
+            clock_at: datetime,
         ) -> None:
             async with self.limiter:
+                if fired:
+                    # The case's deadlines in this batch all precede its rows.
+                    await replay.refresh_until_deadlines_passed(clock_at)
                 for row, at in rows:
                     await replay.apply(row, at, counts)
             bar.update(len(rows))
 
         start = 0
         while start < len(instants):
-            first = instants[start]
-            await self._fire_deadlines_due_by(first + TIMER_GUARD)
-            end = start + 1
-            earliest = self.deadlines.earliest()
-            while end < len(instants) and instants[end] - first < max_span:
-                if earliest is not None and instants[end] + TIMER_GUARD >= earliest:
-                    break
-                end += 1
-            await self.clock.advance_to(instants[end - 1])
+            window = self.deadlines.pop_window(instants[start] + max_span + TIMER_GUARD)
+            end, fired = plan_batch(
+                instants,
+                start,
+                lambda at: (replay for replay, _ in timeline[at - offset]),
+                window,
+                max_span,
+            )
+            firing = {id(replay): replay for _, replay in window[:fired]}
+            for _, replay in window[fired:]:
+                if id(replay) not in firing:
+                    self.deadlines.track(replay)
+            clock_at = instants[end - 1]
+            if fired:
+                # A timer fires once the clock has passed its due time.
+                clock_at = max(
+                    clock_at, window[fired - 1][0] + timedelta(milliseconds=1)
+                )
+            await self.clock.advance_to(clock_at)
             by_incident: dict[
                 int, tuple[IncidentReplay, list[tuple[Row, datetime]]]
             ] = {}
@@ -473,7 +547,15 @@ class Replayer:
                         (row, at)
                     )
             await asyncio.gather(
-                *(apply_rows(replay, rows) for replay, rows in by_incident.values())
+                *(
+                    apply_rows(replay, rows, id(replay) in firing, clock_at)
+                    for replay, rows in by_incident.values()
+                ),
+                *(
+                    self._refresh_until(replay, clock_at)
+                    for key, replay in firing.items()
+                    if key not in by_incident
+                ),
             )
             self.batches += 1
             start = end
@@ -503,23 +585,6 @@ class Replayer:
     async def _refresh_until(self, replay: IncidentReplay, instant: datetime) -> None:
         async with self.limiter:
             await replay.refresh_until_deadlines_passed(instant)
-
-    async def _fire_deadlines_due_by(self, horizon: datetime) -> None:
-        """Let every deadline due by ``horizon`` fire, and wait until the workflows act.
-
-        A row stamped at a deadline, or up to ``TIMER_GUARD`` after it, comes
-        after that timer. Firing such deadlines first also avoids a stranded
-        run: the time-skipping test server rejects the completion of a
-        workflow task that cancels a timer which fired while the worker held
-        the task ("invalid history builder state for action",
-        temporalio/sdk-java issue 3088) and never sends the task again.
-        """
-        due = self.deadlines.pop_due_by(horizon)
-        if not due:
-            return
-        latest = max(replay.next_due() or horizon for replay in due)
-        await self.clock.advance_to(latest + timedelta(milliseconds=1))
-        await asyncio.gather(*(self._refresh_until(replay, latest) for replay in due))
 
 
 def summarize(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.deadlines import CalendarPeriod, CasePolicy
-from starter.replay import replay_log, shortest_period
+from starter.replay import TIMER_GUARD, plan_batch, replay_log, shortest_period
 
 INCIDENTS = 300
 
@@ -164,3 +164,91 @@ def test_shortest_period_is_lower_bound() -> None:
     # Seven days with the 23-hour day of a daylight saving change.
     assert shortest_period(default) == timedelta(hours=7 * 23)
     assert shortest_period(short) == timedelta(seconds=90)
+
+
+T0 = datetime(2016, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def minutes(*offsets: int) -> list[datetime]:
+    return [T0 + timedelta(minutes=offset) for offset in offsets]
+
+
+def rows_by_instant(**rows: list[int]) -> dict[datetime, list[str]]:
+    """Map each instant to the cases with a row then, from case=[minute, ...]."""
+    instants: dict[datetime, list[str]] = defaultdict(list)
+    for case, offsets in rows.items():
+        for at in minutes(*offsets):
+            instants[at].append(case)
+    return instants
+
+
+def plan(
+    rows: dict[datetime, list[str]],
+    deadlines: list[tuple[int, str]],
+    max_span: timedelta = timedelta(days=1),
+) -> tuple[list[datetime], list[tuple[datetime, str]]]:
+    """Return the instants and the deadlines of the first batch."""
+    instants = sorted(rows)
+    pending = sorted((T0 + timedelta(minutes=m), case) for m, case in deadlines)
+    end, fired = plan_batch(instants, 0, rows.__getitem__, pending, max_span)
+    return instants[:end], pending[:fired]
+
+
+def test_batch_fires_other_case_deadline() -> None:
+    rows = rows_by_instant(A=[0, 10, 20])
+
+    instants, fired = plan(rows, [(15, "B")])
+
+    assert instants == minutes(0, 10, 20)
+    assert fired == [(minutes(15)[0], "B")]
+
+
+def test_batch_ends_before_own_deadline() -> None:
+    # B's row at minute 10 may cancel its deadline at minute 15, so the clock
+    # must not pass minute 15 before that row is applied.
+    rows = rows_by_instant(A=[0, 20], B=[10, 30])
+
+    instants, fired = plan(rows, [(15, "B")])
+
+    assert instants == minutes(0, 10)
+    assert fired == []
+
+
+def test_deadline_fires_before_same_instant_row() -> None:
+    rows = rows_by_instant(A=[0], B=[15, 30])
+
+    instants, fired = plan(rows, [(15, "B")])
+
+    assert instants == minutes(0, 15, 30)
+    assert fired == [(minutes(15)[0], "B")]
+
+
+def test_deadline_within_guard_fires() -> None:
+    # The server's clock runs on while rows are applied, so a timer due within
+    # the guard after the batch's last instant is fired, not left to race.
+    rows = rows_by_instant(A=[0])
+    due = T0 + TIMER_GUARD - timedelta(seconds=1)
+    instants = sorted(rows)
+
+    end, fired = plan_batch(
+        instants, 0, rows.__getitem__, [(due, "B")], timedelta(days=1)
+    )
+
+    assert (end, fired) == (1, 1)
+
+
+def test_batch_spans_less_than_max_span() -> None:
+    rows = rows_by_instant(A=[0, 30, 60, 90])
+
+    instants, _ = plan(rows, [], max_span=timedelta(minutes=60))
+
+    assert instants == minutes(0, 30)
+
+
+def test_batch_keeps_first_instant() -> None:
+    rows = rows_by_instant(B=[0, 10])
+
+    instants, fired = plan(rows, [(5, "B")])
+
+    assert instants == minutes(0)
+    assert fired == []
