@@ -239,6 +239,9 @@ _TEMPLATES = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     keep_trailing_newline=True,
+    # The templates ship with the code and change only with it, so the
+    # loader need not check their files again on every notice.
+    auto_reload=False,
 )
 
 
@@ -514,6 +517,18 @@ def _describe_replies(replies: Sequence[tuple[int, bytes | str]]) -> str:
     return "; ".join(described)
 
 
+def _in_maildir(folder: Path, name: str) -> bool:
+    """Return whether message file ``name`` is in new/, or in cur/ with flags added by a reader."""
+    if (folder / "new" / name).exists():
+        return True
+    prefix = f"{name}:"
+    try:
+        with os.scandir(folder / "cur") as entries:
+            return any(entry.name.startswith(prefix) for entry in entries)
+    except FileNotFoundError:
+        return False
+
+
 def write_to_maildir(folder: Path, message: EmailMessage) -> bool:
     """Write ``message`` into the Maildir ``folder`` once per Message-ID.
 
@@ -521,14 +536,24 @@ def write_to_maildir(folder: Path, message: EmailMessage) -> bool:
     file name is derived from the Message-ID, and the rename from tmp/ into
     new/ is atomic, so a retried or concurrent write never makes a second copy.
     """
-    for sub in ("tmp", "new", "cur"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:40]
     name = f"{digest}.casedesk"
-    if (folder / "new" / name).exists() or any((folder / "cur").glob(f"{name}:*")):
+    data = message.as_bytes()
+    try:
+        return _deliver_file(folder, name, data)
+    except FileNotFoundError:
+        # The first message, or a folder was removed: create them and retry.
+        for sub in ("tmp", "new", "cur"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return _deliver_file(folder, name, data)
+
+
+def _deliver_file(folder: Path, name: str, data: bytes) -> bool:
+    """Write ``data`` to new/``name`` through tmp/ unless the message is there; return whether it was written."""
+    if _in_maildir(folder, name):
         return False
     temporary = folder / "tmp" / f"{name}.{os.getpid()}.{time.monotonic_ns()}"
-    temporary.write_bytes(message.as_bytes())
+    temporary.write_bytes(data)
     try:
         # link() fails when the target exists, unlike rename(), so two writers
         # racing on the same Message-ID leave exactly one file.

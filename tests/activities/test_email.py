@@ -11,6 +11,7 @@ import email.policy
 import io
 import json
 import logging
+import shutil
 import socket
 import threading
 import traceback
@@ -470,6 +471,22 @@ def test_maildir_message_moved_to_cur(outbox: Path) -> None:
     assert written is False
     assert maildir_files(outbox, "new") == []
     assert len(maildir_files(outbox, "cur")) == 1
+
+
+def test_maildir_folder_removed_while_running(outbox: Path) -> None:
+    # Folders are created when a write finds them missing, not checked on
+    # every write; an operator who clears the outbox loses no later notice.
+    write_to_maildir(outbox, compose(reminder_email(), EmailSettings(), SCHEDULED_AT))
+    shutil.rmtree(outbox / "new")
+    closure = reminder_email().model_copy(
+        update={"notice": "closure", "message_key": "case-0.1.closure"}
+    )
+
+    written = write_to_maildir(outbox, compose(closure, EmailSettings(), SCHEDULED_AT))
+
+    assert written is True
+    assert len(maildir_files(outbox, "new")) == 1
+    assert maildir_files(outbox, "tmp") == []
 
 
 def test_maildir_different_message_ids(outbox: Path) -> None:
