@@ -4,9 +4,10 @@ Each benchmark runs these beside SupportCase on the same server and worker
 settings, so a figure is a ratio against what Temporal itself costs.
 """
 
-from datetime import datetime
+import asyncio
+from datetime import datetime, timedelta
 
-from temporalio import workflow
+from temporalio import activity, workflow
 
 
 @workflow.defn(name="BaselineCase")
@@ -38,6 +39,50 @@ class BaselineCase:
     @workflow.query
     def get_status(self) -> str:
         return self._status
+
+
+@activity.defn(name="baseline_notice")
+async def baseline_notice(status: str) -> None:
+    """Stand for a notice email: an activity that does no work."""
+
+
+@workflow.defn(name="BaselineCaseWithNotices")
+class BaselineCaseWithNotices:
+    """Accept ``updates`` status updates, each starting one activity, then complete.
+
+    The activities run on ``notice_queue``, as casedesk's notices run on their
+    own task queue, so this is what Temporal itself costs for a case that
+    sends one email per update.
+    """
+
+    def __init__(self) -> None:
+        self._updates = 0
+        self._sent = 0
+        self._queue = ""
+
+    @workflow.run
+    async def run(self, updates: int, notice_queue: str) -> int:
+        self._queue = notice_queue
+        await workflow.wait_condition(
+            lambda: self._sent >= updates and workflow.all_handlers_finished()
+        )
+        return self._sent
+
+    @workflow.update
+    def set_status(self, status: str) -> str:
+        self._updates += 1
+        asyncio.create_task(self._notify(status))
+        return status
+
+    async def _notify(self, status: str) -> None:
+        await workflow.wait_condition(lambda: bool(self._queue))
+        await workflow.execute_activity(
+            baseline_notice,
+            status,
+            task_queue=self._queue,
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+        self._sent += 1
 
 
 @workflow.defn(name="BaselineTimer")

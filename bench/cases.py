@@ -19,7 +19,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from activities.email import EmailSettings
-from bench.baseline import BaselineCase, BaselineTimer
+from bench.baseline import (
+    BaselineCase,
+    BaselineCaseWithNotices,
+    BaselineTimer,
+    baseline_notice,
+)
 from bench.stats import percentile
 from domain.case import Actor, Case, CaseInput, Contact, Institution
 from domain.deadlines import CasePolicy
@@ -74,10 +79,20 @@ def build_workers(
     baseline_worker = Worker(
         client,
         task_queue=setup.baseline_queue,
-        workflows=[BaselineCase, BaselineTimer],
+        workflows=[BaselineCase, BaselineCaseWithNotices, BaselineTimer],
         **options,  # type: ignore[arg-type]
     )
-    return setup, [case_worker, baseline_worker]
+    baseline_notices = Worker(
+        client,
+        task_queue=baseline_notice_queue(setup),
+        activities=[baseline_notice],
+        max_task_queue_activities_per_second=BENCH_MAIL_MAX_PER_SECOND,
+    )
+    return setup, [case_worker, baseline_worker, baseline_notices]
+
+
+def baseline_notice_queue(setup: Workers) -> str:
+    return f"{setup.baseline_queue}-notifications"
 
 
 # Notices per second the benchmarks' notification worker may hand out.
@@ -153,6 +168,18 @@ async def baseline_lifecycle(setup: Workers, workflow_id: str) -> None:
     await handle.result()
 
 
+async def baseline_with_notices_lifecycle(setup: Workers, workflow_id: str) -> None:
+    handle = await setup.client.start_workflow(
+        BaselineCaseWithNotices.run,
+        args=[LIFECYCLE_STEPS, baseline_notice_queue(setup)],
+        id=workflow_id,
+        task_queue=setup.baseline_queue,
+    )
+    for step in range(LIFECYCLE_STEPS):
+        await handle.execute_update(BaselineCaseWithNotices.set_status, f"step {step}")
+    await handle.result()
+
+
 async def lifecycle_throughput(
     setup: Workers, count: int, concurrency: int
 ) -> dict[str, float]:
@@ -165,6 +192,9 @@ async def lifecycle_throughput(
     async def baseline_job(index: int) -> None:
         await baseline_lifecycle(setup, f"baseline-L{suffix}-{index}")
 
+    async def notices_job(index: int) -> None:
+        await baseline_with_notices_lifecycle(setup, f"notices-L{suffix}-{index}")
+
     started = time.perf_counter()
     await run_bounded(count, concurrency, case_job)
     case_seconds = time.perf_counter() - started
@@ -173,10 +203,16 @@ async def lifecycle_throughput(
     await run_bounded(count, concurrency, baseline_job)
     baseline_seconds = time.perf_counter() - started
 
+    started = time.perf_counter()
+    await run_bounded(count, concurrency, notices_job)
+    notices_seconds = time.perf_counter() - started
+
     return {
         "casedesk_cases_per_second": count / case_seconds,
         "baseline_cases_per_second": count / baseline_seconds,
         "ratio": baseline_seconds / case_seconds,
+        "notices_baseline_cases_per_second": count / notices_seconds,
+        "ratio_to_notices_baseline": notices_seconds / case_seconds,
     }
 
 
@@ -216,14 +252,35 @@ def timer_delays(case: Case, reminder: timedelta, closure: timedelta) -> list[fl
     return delays
 
 
+async def run_spread(
+    count: int, spread_seconds: float, job: Callable[[int], Awaitable[None]]
+) -> None:
+    """Start ``job(0)`` to ``job(count - 1)`` at even intervals over ``spread_seconds``."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def at_its_time(index: int) -> None:
+        await asyncio.sleep(
+            max(0.0, started + index * spread_seconds / count - loop.time())
+        )
+        await job(index)
+
+    await asyncio.gather(*(at_its_time(index) for index in range(count)))
+
+
 async def timer_precision(
     setup: Workers,
     count: int,
-    concurrency: int,
+    spread_seconds: float,
     reminder_seconds: int,
     closure_seconds: int,
 ) -> dict[str, float]:
-    """Return p50, p99 and max delay of reminders and closures, and of baseline timers."""
+    """Return p50, p99 and max delay of reminders and closures, and of baseline timers.
+
+    The cases are opened at even intervals over ``spread_seconds``, so their
+    reminders come due within that span of each other, and so do their
+    closures.
+    """
     policy = seconds_policy(reminder_seconds, closure_seconds)
     reminder = timedelta(seconds=reminder_seconds)
     closure = timedelta(seconds=closure_seconds)
@@ -242,7 +299,7 @@ async def timer_precision(
         )
         handles.append(opened.handle)
 
-    await run_bounded(count, concurrency, open_one)
+    await run_spread(count, spread_seconds, open_one)
     finals = await asyncio.gather(*(handle.result() for handle in handles))
     case_delays = [
         delay for final in finals for delay in timer_delays(final, reminder, closure)
@@ -262,7 +319,7 @@ async def timer_precision(
         )
         baseline_handles.append((due, handle))
 
-    await run_bounded(count, concurrency, start_timer)
+    await run_spread(count, spread_seconds, start_timer)
     baseline_delays = []
     for due, handle in baseline_handles:
         fired = await handle.result()

@@ -45,6 +45,8 @@ class Sizes:
     lifecycle_cases: int = 300
     concurrency: int = 50
     timer_cases: int = 1000
+    # The cases' due times lie within this many seconds of each other.
+    timer_spread_seconds: float = 60
     reminder_seconds: int = 40
     closure_seconds: int = 60
     latency_samples: int = 200
@@ -60,6 +62,7 @@ QUICK = Sizes(
     lifecycle_cases=4,
     concurrency=4,
     timer_cases=4,
+    timer_spread_seconds=1,
     reminder_seconds=2,
     closure_seconds=4,
     latency_samples=5,
@@ -217,7 +220,7 @@ async def run_dev_server_benchmarks(
             scratch / "outbox",
             max_cached_workflows=max(2000, sizes.timer_cases * 2),
         )
-        async with workers[0], workers[1]:
+        async with workers[0], workers[1], workers[2]:
             if "lifecycle" in selected:
                 await repeat(
                     results,
@@ -235,7 +238,7 @@ async def run_dev_server_benchmarks(
                     lambda: cases.timer_precision(
                         setup,
                         sizes.timer_cases,
-                        sizes.concurrency,
+                        sizes.timer_spread_seconds,
                         sizes.reminder_seconds,
                         sizes.closure_seconds,
                     ),

@@ -42,6 +42,7 @@ def test_quick_bench_writes_results(tmp_path: Path, incident_log: Path) -> None:
     lifecycle = results["runs"]["lifecycle"][0]
     assert lifecycle["casedesk_cases_per_second"] > 0
     assert lifecycle["baseline_cases_per_second"] > 0
+    assert lifecycle["notices_baseline_cases_per_second"] > 0
     timers = results["runs"]["timers"][0]
     cases = results["sizes"]["timer_cases"]
     assert timers["timed_actions"] + timers["reminders_left_out"] == 2 * cases
