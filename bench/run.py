@@ -145,6 +145,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="incidents per before/after replay (default 500)",
     )
     parser.add_argument(
+        "--render",
+        metavar="JSON",
+        type=Path,
+        help="run nothing; write the page again from the results in JSON, after a change to its text",
+    )
+    parser.add_argument(
         "--log",
         type=Path,
         default=DEFAULT_LOG,
@@ -352,6 +358,19 @@ async def run_all(args: argparse.Namespace) -> Results:
 def main(argv: list[str] | None = None) -> int:
     configure_logging("WARNING")
     args = parse_args(argv)
+    if args.render is not None:
+        try:
+            results = Results(**json.loads(args.render.read_text()))
+        except (OSError, ValueError, TypeError) as err:
+            print(
+                f"bench: cannot read results from {args.render}: {err}; give the "
+                "JSON file a run of python -m bench wrote",
+                file=sys.stderr,
+            )
+            return 2
+        write_report(results, args.output)
+        print(f"bench: wrote {args.output}", file=sys.stderr)
+        return 0
     try:
         results = asyncio.run(run_all(args))
     except ValueError as err:

@@ -14,24 +14,22 @@ from bench.report import SECTIONS
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def test_quick_bench_writes_results(tmp_path: Path, incident_log: Path) -> None:
-    output = tmp_path / "benchmarks.md"
-
-    finished = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--output",
-            str(output),
-            "--log",
-            str(incident_log),
-        ],
+def run_bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bench`` with ``args`` from the repository."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=timeout,
+    )
+
+
+def test_quick_bench_writes_results(tmp_path: Path, incident_log: Path) -> None:
+    output = tmp_path / "benchmarks.md"
+
+    finished = run_bench(
+        "--quick", "--output", str(output), "--log", str(incident_log), timeout=280
     )
 
     assert finished.returncode == 0, finished.stderr[-3000:]
@@ -59,3 +57,27 @@ def test_quick_bench_writes_results(tmp_path: Path, incident_log: Path) -> None:
         assert SECTIONS[name][0] in page
     assert "load average" in page
     assert results["versions"]["temporalio"] in page
+
+
+def test_render_rewrites_page_from_json(tmp_path: Path) -> None:
+    # The committed results: rendering them again gives the committed page.
+    results = REPOSITORY / "docs" / "benchmarks.json"
+    output = tmp_path / "benchmarks.md"
+
+    finished = run_bench("--render", str(results), "--output", str(output))
+
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert output.read_text() == (REPOSITORY / "docs" / "benchmarks.md").read_text()
+
+
+def test_render_rejects_other_json(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    results.write_text('{"lifecycle": 1}')
+
+    finished = run_bench(
+        "--render", str(results), "--output", str(tmp_path / "page.md")
+    )
+
+    assert finished.returncode == 2
+    assert str(results) in finished.stderr
+    assert not (tmp_path / "page.md").exists()
