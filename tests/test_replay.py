@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from domain.deadlines import CalendarPeriod, CasePolicy
 from starter.replay import TIMER_GUARD, plan_batch, replay_log, shortest_period
 
@@ -132,7 +134,11 @@ async def test_replay_matches_independent_figures(
     expected = expected_summary(incident_log, INCIDENTS)
     outbox = tmp_path / "outbox"
 
-    summary = await replay_log(incident_log, limit=INCIDENTS, outbox=outbox)
+    # Three parts, each on its own test server, so the summary also checks
+    # how the parts' figures are added up.
+    summary = await replay_log(
+        incident_log, limit=INCIDENTS, outbox=outbox, part_size=INCIDENTS // 3
+    )
 
     for key, value in expected.items():
         assert summary[key] == value, (
@@ -252,3 +258,8 @@ def test_batch_keeps_first_instant() -> None:
 
     assert instants == minutes(0)
     assert fired == []
+
+
+async def test_replay_rejects_empty_parts(incident_log: Path) -> None:
+    with pytest.raises(ValueError, match="invalid part size 0"):
+        await replay_log(incident_log, limit=1, part_size=0)
