@@ -75,7 +75,7 @@ REPLAY_MAIL_MAX_PER_SECOND = 100_000.0
 # Workflow tasks the replay's worker runs at once.
 WORKFLOW_TASK_SLOTS = 16
 # Incidents replayed on one private test server. The time-skipping test
-# server's CPU time per incident grows with the workflows it holds (13 ms at
+# server's CPU time per incident grows with the workflows it keeps (13 ms at
 # 1,000 incidents, 79 ms at all 24,918), and incidents do not affect each
 # other, so the replay starts a fresh server for each part.
 PART_SIZE = 5_000
@@ -381,7 +381,7 @@ class DeadlineQueue:
         return None
 
     def pop_window(self, horizon: datetime) -> list[tuple[datetime, IncidentReplay]]:
-        """Remove the cases with a deadline due by ``horizon``; return all their deadlines, earliest first."""
+        """Remove the cases with a deadline due by ``horizon`` and return all their deadlines, earliest first."""
         popped: dict[int, IncidentReplay] = {}
         while (earliest := self.earliest()) is not None and earliest <= horizon:
             _, _, replay = heapq.heappop(self._heap)
