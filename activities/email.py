@@ -549,7 +549,7 @@ def write_to_maildir(folder: Path, message: EmailMessage) -> bool:
 
 
 def _deliver_file(folder: Path, name: str, data: bytes) -> bool:
-    """Write ``data`` to new/``name`` through tmp/ unless the message is there; return whether it was written."""
+    """Write ``data`` to new/``name`` through tmp/ unless the message is there, and return whether it was written."""
     if _in_maildir(folder, name):
         return False
     temporary = folder / "tmp" / f"{name}.{os.getpid()}.{time.monotonic_ns()}"

@@ -55,14 +55,14 @@ class BaselineCaseWithNotices:
     sends one email per update.
     """
 
-    def __init__(self) -> None:
-        self._updates = 0
+    @workflow.init
+    def __init__(self, updates: int, notice_queue: str) -> None:
         self._sent = 0
-        self._queue = ""
+        # Set here, not in run, because an update may be handled before run starts.
+        self._queue = notice_queue
 
     @workflow.run
     async def run(self, updates: int, notice_queue: str) -> int:
-        self._queue = notice_queue
         await workflow.wait_condition(
             lambda: self._sent >= updates and workflow.all_handlers_finished()
         )
@@ -70,12 +70,10 @@ class BaselineCaseWithNotices:
 
     @workflow.update
     def set_status(self, status: str) -> str:
-        self._updates += 1
         asyncio.create_task(self._notify(status))
         return status
 
     async def _notify(self, status: str) -> None:
-        await workflow.wait_condition(lambda: bool(self._queue))
         await workflow.execute_activity(
             baseline_notice,
             status,

@@ -75,9 +75,9 @@ REPLAY_MAIL_MAX_PER_SECOND = 100_000.0
 # Workflow tasks the replay's worker runs at once.
 WORKFLOW_TASK_SLOTS = 16
 # Incidents replayed on one private test server. The time-skipping test
-# server's CPU time per incident grows with the workflows it keeps (13 ms at
-# 1,000 incidents, 79 ms at all 24,918), and incidents do not affect each
-# other, so the replay starts a fresh server for each part.
+# server's CPU time per incident grows with the workflows it keeps: 13 ms at
+# 1,000 incidents, 79 ms at all 24,918. Incidents do not affect each other,
+# so the replay starts a fresh server for each part.
 PART_SIZE = 5_000
 # Tries of a query that fails because its workflow task failed.
 QUERY_ATTEMPTS = 5
@@ -469,7 +469,7 @@ class Replayer:
     Each status change is sent with its log time as ``effective_at``, so the
     rows of many instants are applied at once while the server's clock is at
     the batch's end. Deadlines that no row of their own case precedes in the
-    batch fire in the same move of the clock; ``plan_batch`` says where a
+    batch fire in the same move of the clock; ``plan_batch`` decides where a
     batch must end.
     """
 

@@ -180,7 +180,7 @@ def minutes(*offsets: int) -> list[datetime]:
 
 
 def rows_by_instant(**rows: list[int]) -> dict[datetime, list[str]]:
-    """Map each instant to the cases with a row then, from case=[minute, ...]."""
+    """Map each instant to the cases that have a row at it, given as case=[minute, ...]."""
     instants: dict[datetime, list[str]] = defaultdict(list)
     for case, offsets in rows.items():
         for at in minutes(*offsets):

@@ -474,8 +474,8 @@ def test_maildir_message_moved_to_cur(outbox: Path) -> None:
 
 
 def test_maildir_folder_removed_while_running(outbox: Path) -> None:
-    # Folders are created when a write finds them missing, not checked on
-    # every write; an operator who clears the outbox loses no later notice.
+    # Folders are created when a write finds them missing, not on every
+    # write. An operator who clears the outbox loses no later notice.
     write_to_maildir(outbox, compose(reminder_email(), EmailSettings(), SCHEDULED_AT))
     shutil.rmtree(outbox / "new")
     closure = reminder_email().model_copy(
